@@ -1,0 +1,193 @@
+"""newsletter.toml → validated settings, with the line of every key for error messages."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from newsletter.errors import ConfigError
+from newsletter.model import AbsoluteUrl, Text
+from newsletter.problems import LineMap, Loc, Problem, from_validation_error
+
+CONFIG_FILE = "newsletter.toml"
+KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        hint = "use an IANA name like 'Europe/London'"
+        raise ValueError(f"unknown timezone '{value}' ({hint})") from None
+    return value
+
+
+def _color(value: str) -> str:
+    if not COLOR_RE.match(value):
+        raise ValueError(f"'{value}' is not a colour like '#1a4d8f'")
+    return value
+
+
+def _address(value: str) -> str:
+    if any(c in value for c in "\r\n\0"):
+        raise ValueError("must be one line")
+    _, addr = parseaddr(value)
+    if "@" not in addr or addr.startswith("@") or addr.endswith("@"):
+        raise ValueError(f"'{value}' is not an email address like 'Name <brief@example.com>'")
+    return value
+
+
+Timezone = Annotated[str, AfterValidator(_timezone)]
+Color = Annotated[str, AfterValidator(_color)]
+EmailAddress = Annotated[str, AfterValidator(_address)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Colors(Section):
+    brand: Color = "#12355b"
+    accent: Color = "#b3261e"
+    text: Color = "#1f2328"
+    muted: Color = "#57606a"
+    background: Color = "#f4f1ea"
+    card: Color = "#ffffff"
+
+
+class Publication(Section):
+    name: Text
+    base_url: AbsoluteUrl
+    subscribe_url: AbsoluteUrl | None = None
+    address: Text
+    timezone: Timezone = "UTC"
+    language: str = "en"
+    logo: AbsoluteUrl | None = None
+    logo_width: int = Field(default=180, ge=16, le=600)
+    colors: Colors = Colors()
+
+    @property
+    def root_url(self) -> str:
+        return self.base_url.rstrip("/")
+
+    @property
+    def subscribe_link(self) -> str:
+        return self.subscribe_url or f"{self.root_url}/subscribe"
+
+
+class Utm(Section):
+    enabled: bool = True
+    source: str = "newsletter"
+    medium: str = "email"
+    campaign: str = "{newsletter}-{date}"
+
+
+class Collect(Section):
+    source: str = Field(alias="from")
+    must_read: bool = False
+    tags: list[str] = Field(default_factory=list)
+    days: int = Field(default=7, ge=1, le=366)
+
+    @model_validator(mode="after")
+    def _has_criterion(self) -> Collect:
+        if not self.must_read and not self.tags:
+            raise ValueError("collect needs must_read = true or a list of tags")
+        return self
+
+
+class NewsletterConfig(Section):
+    title: Text
+    cadence: Literal["daily", "weekly"]
+    sender: EmailAddress = Field(alias="from")
+    reply_to: EmailAddress | None = None
+    template: str = "daily"
+    description: Text | None = None
+    utm: Utm = Utm()
+    collect: Collect | None = None
+
+    @property
+    def why(self) -> str:
+        return self.description or f"You are receiving this because you subscribed to {self.title}."
+
+
+class Config(Section):
+    publication: Publication
+    newsletters: dict[str, NewsletterConfig]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        for key, nl in self.newsletters.items():
+            if not KEY_RE.match(key):
+                raise ValueError(
+                    f"newsletter key '{key}' must be lowercase letters, digits, '-' or '_'"
+                )
+            if nl.collect and nl.collect.source not in self.newsletters:
+                raise ValueError(
+                    f"newsletters.{key}.collect.from: no newsletter '{nl.collect.source}'"
+                )
+            if nl.collect and self.newsletters[nl.collect.source].collect:
+                raise ValueError(
+                    f"newsletters.{key}.collect.from: '{nl.collect.source}' collects itself"
+                )
+        return self
+
+
+_TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(
+    r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*")(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"))*)\s*="""
+)
+
+
+def _split_dotted(text: str) -> tuple[str, ...]:
+    return tuple(p.strip().strip('"') for p in text.split("."))
+
+
+def toml_lines(text: str) -> LineMap:
+    """A map from key paths to line numbers, good enough for error messages."""
+    lines: dict[Loc, int] = {}
+    table: tuple[str, ...] = ()
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if m := _TABLE.match(raw):
+            table = _split_dotted(m.group(1))
+            lines.setdefault(table, number)
+        elif m := _KEY.match(raw):
+            lines.setdefault(table + _split_dotted(m.group(1)), number)
+    return LineMap(lines)
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate newsletter.toml; ConfigError carries every problem found."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        hint = "run 'newsletter init DIR' to make one"
+        raise ConfigError(f"no newsletter.toml here ({hint})", path) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        message = str(exc).split(" (at line")[0]
+        raise ConfigError(f"TOML syntax error: {message}", path, line) from None
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        problems = from_validation_error(exc, Config, path, toml_lines(text))
+        raise ConfigProblems(problems) from None
+
+
+class ConfigProblems(ConfigError):
+    """Every problem of a config file at once."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        first = problems[0]
+        super().__init__(first.message, first.path, first.line)

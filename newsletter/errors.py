@@ -1,0 +1,33 @@
+"""The exceptions the core raises; each edge (CLI, web) turns them into a message for a person."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class NewsletterError(Exception):
+    """A failure the user can act on: shown as one line, never as a traceback."""
+
+    def __init__(self, message: str, path: Path | str | None = None, line: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.line = line
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{self.line}: " if self.line else f"{self.path}: "
+        return f"{where}{self.message}"
+
+
+class ConfigError(NewsletterError):
+    """newsletter.toml is missing or invalid."""
+
+
+class WorkspaceError(NewsletterError):
+    """The workspace cannot be found or a path in it is wrong."""
+
+
+class BuildError(NewsletterError):
+    """The build found problems and wrote nothing."""

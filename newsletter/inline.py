@@ -1,0 +1,69 @@
+"""CSS inlining with premailer, the only module that imports it (lazily: it is heavy).
+
+Each setting below fixes something premailer does by default that breaks our email:
+- `allow_network=False` and `_NoFetchPremailer`: premailer fetches <link> stylesheets, and
+  cssutils follows `@import` (MJML's web fonts) even with allow_network=False. The build
+  never touches the network.
+- `strip_important=False`: keeps `!important` in the @media rules MJML relies on for the
+  phone layout.
+- the doctype: premailer drops a lowercase `<!doctype html>`; we put it back.
+- cssutils logs dozens of warnings on stderr for email CSS (mso-*, vendor prefixes): silenced.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+DOCTYPE = "<!doctype html>"
+
+
+def _premailer_class() -> Any:
+    import cssutils
+    from premailer import Premailer
+
+    cssutils.log.setLevel(logging.CRITICAL)
+    cssutils.log.raiseExceptions = False
+
+    def no_fetch(url: str) -> tuple[None, None]:
+        return None, None  # cssutils: "could not fetch", the @import stays as text
+
+    class NoFetchPremailer(Premailer):  # type: ignore[misc]
+        def _parse_css_string(self, css_body: str, validate: bool = True) -> Any:
+            parser = cssutils.CSSParser(fetcher=no_fetch, validate=validate, raiseExceptions=False)
+            return parser.parseString(css_body)
+
+        def _load_external(self, url: str) -> str:
+            return ""
+
+    return NoFetchPremailer
+
+
+_cls: Any = None
+
+
+def inline_css(html: str) -> str:
+    global _cls
+    if _cls is None:
+        _cls = _premailer_class()
+    body = html
+    had_doctype = body[:15].lower() == DOCTYPE
+    if had_doctype:
+        body = body[15:]
+    out = _cls(
+        body,
+        base_url=None,
+        disable_link_rewrites=True,
+        allow_network=False,
+        allow_loading_external_files=False,
+        strip_important=False,
+        keep_style_tags=False,
+        remove_classes=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+        cache_css_parsing=True,
+    ).transform()
+    out = out.strip()
+    if out[:15].lower() == DOCTYPE:
+        out = out[15:].lstrip()
+    return f"{DOCTYPE}\n{out}\n"

@@ -1,0 +1,70 @@
+"""Writing build output: atomically, only when the bytes change, with a manifest per issue."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+MANIFEST = "manifest.json"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Temp file in the same folder, fsync, rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write unless the file already holds exactly these bytes; True if written."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write(path, data)
+    return True
+
+
+@dataclass
+class Manifest:
+    """What the build knows of one built issue: enough for the archive and feeds."""
+
+    newsletter: str
+    date: str
+    status: str
+    subject: str
+    preheader: str | None
+    title: str
+    web_url: str
+    article_count: int
+    input_hash: str
+    sizes: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    feed_html: str = ""
+
+    def to_bytes(self) -> bytes:
+        return (
+            json.dumps(asdict(self), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        ).encode()
+
+    @classmethod
+    def read(cls, folder: Path) -> Manifest | None:
+        """The manifest in `folder`, or None if missing or unreadable (then it is rebuilt)."""
+        try:
+            data = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+            return cls(**data)
+        except (OSError, ValueError, TypeError):
+            return None

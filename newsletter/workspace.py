@@ -1,0 +1,85 @@
+"""Where things live in a publication's repository: config, issues, templates, build output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from newsletter.config import CONFIG_FILE, Config, load_config
+from newsletter.errors import WorkspaceError
+
+ISSUE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.md$")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    root: Path
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Workspace:
+        """The nearest directory at or above `start` that holds a newsletter.toml."""
+        here = (start or Path.cwd()).resolve()
+        for candidate in (here, *here.parents):
+            if (candidate / CONFIG_FILE).is_file():
+                return cls(candidate)
+        raise WorkspaceError(
+            f"no {CONFIG_FILE} in {here} or above (run 'newsletter init DIR' to start one)"
+        )
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @cached_property
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    @property
+    def issues_dir(self) -> Path:
+        return self.root / "issues"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.root / "build"
+
+    def issue_path(self, newsletter: str, date: dt.date) -> Path:
+        return self.issues_dir / newsletter / f"{date.isoformat()}.md"
+
+    def display(self, path: Path) -> str:
+        """A path as the editor would type it: relative to the workspace when inside it."""
+        try:
+            return str(path.resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
+    def issue_files(self, paths: list[Path] | None = None) -> list[Path]:
+        """Issue files named by `paths` (files or directories), or all of them, sorted."""
+        if not paths:
+            paths = [self.issues_dir]
+        found: set[Path] = set()
+        for path in paths:
+            if path.is_dir():
+                found.update(p for p in path.rglob("*.md") if ISSUE_NAME.match(p.name))
+            elif path.is_file():
+                found.add(path)
+            else:
+                raise WorkspaceError("no such file or directory", path)
+        return sorted(found, key=lambda p: (p.parent.name, p.name))
+
+
+def parse_issue_name(path: Path) -> tuple[str, dt.date] | None:
+    """(newsletter, date) from issues/<newsletter>/<YYYY-MM-DD>.md, or None."""
+    m = ISSUE_NAME.match(path.name)
+    if not m:
+        return None
+    try:
+        return path.parent.name, dt.date.fromisoformat(m.group(1))
+    except ValueError:
+        return None
