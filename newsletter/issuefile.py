@@ -113,6 +113,11 @@ def load_issue(
     for loc, line in dupes:
         problems.error(shown, line + 1, f"duplicate key '{loc[-1]}'")
 
+    key = data.get("newsletter")
+    nl = config.newsletters.get(key) if isinstance(key, str) else None
+    if "articles" not in data and (nl is None or nl.collect is None):
+        problems.error(shown, 2, "missing required key 'articles'")
+
     try:
         fm = FrontMatter.model_validate(data)
     except ValidationError as exc:
@@ -169,9 +174,7 @@ def _check_consistency(
                 line_of(("newsletter",)),
                 f"newsletter '{fm.newsletter}' does not match the folder issues/{named[0]}/",
             )
-    if fm.articles is None and (nl is None or nl.collect is None):
-        problems.error(shown, 2, "missing required key 'articles'")
-    elif fm.articles == [] and (nl is None or nl.collect is None):
+    if fm.articles == [] and (nl is None or nl.collect is None):
         problems.error(shown, line_of(("articles",)), "articles: list at least one article")
 
     seen: dict[str, int] = {}

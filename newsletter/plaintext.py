@@ -189,7 +189,7 @@ def email(
             out.append(wrap("This story is for subscribers. Subscribe to read it in full:"))
             out.append(pub.subscribe_link)
         else:
-            out.append(f"Read the full story: {view.url}")
+            out += ["Read the full story:", view.url]
         out += _links(links)
     out += [
         "",

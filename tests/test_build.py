@@ -83,6 +83,6 @@ def test_an_error_anywhere_writes_nothing(ws: Workspace) -> None:
     assert not report.ok
     assert [p.format() for p in report.problems.errors] == [
         "issues/daily/2025-05-15.md:8: error: missing required key 'summary' in articles[0]",
-        "issues/daily/2025-05-15.md:20: error: unknown key 'sumary' in articles[0] (did you mean 'summary'?)",
+        "issues/daily/2025-05-15.md:19: error: unknown key 'sumary' in articles[0] (did you mean 'summary'?)",
     ]
     assert tree(ws.root / "build") == before
