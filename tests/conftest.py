@@ -6,6 +6,7 @@ import ipaddress
 import os
 import shutil
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture(autouse=True)
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test runs with non-loopback connections refused: a network access fails loudly."""
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every test runs with non-loopback connections refused, and fails if it tried one,
+    even when the code under test swallowed the error."""
+    attempts: list[str] = []
     real_connect = socket.socket.connect
 
     def guarded(self: socket.socket, address: object) -> object:
@@ -28,18 +31,20 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
             except ValueError:
                 loopback = host == "localhost"
             if not loopback:
+                attempts.append(repr(address))
                 raise ConnectionRefusedError(f"test tried to reach the network: {address!r}")
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
-    monkeypatch.setattr(
-        socket, "getaddrinfo", _guarded_getaddrinfo(socket.getaddrinfo), raising=True
-    )
+    monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo(socket.getaddrinfo, attempts))
+    yield attempts
+    assert attempts == [], "the code under test tried to reach the network"
 
 
-def _guarded_getaddrinfo(real):  # type: ignore[no-untyped-def]
+def _guarded_getaddrinfo(real, attempts: list[str]):  # type: ignore[no-untyped-def]
     def guarded(host, *args, **kwargs):  # type: ignore[no-untyped-def]
         if host not in (None, "localhost", "127.0.0.1", "::1") and not str(host).startswith("127."):
+            attempts.append(str(host))
             raise socket.gaierror(f"test tried to resolve {host!r}")
         return real(host, *args, **kwargs)
 
