@@ -174,7 +174,8 @@ def load_config(path: Path) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        line = getattr(exc, "lineno", None)
+        found = re.search(r"\(at line (\d+)", str(exc))
+        line = int(found.group(1)) if found else None
         message = str(exc).split(" (at line")[0]
         raise ConfigError(f"TOML syntax error: {message}", path, line) from None
     try:
