@@ -28,6 +28,7 @@ def _status(url: str) -> str | None:
                     return None
                 reason = f"HTTP {response.status}"
         except urllib.error.HTTPError as exc:
+            exc.close()
             reason = f"HTTP {exc.code}"
             if method == "HEAD" and exc.code in (403, 405, 501):
                 continue  # some servers refuse HEAD: ask again with GET
