@@ -110,7 +110,7 @@ CASES = [
     (
         "yaml-syntax",
         ('subject: "Exporters get more help"', 'subject: "Exporters get more help'),
-        [f"{PATH}:6: error: YAML syntax error: expected <block end>, but found '<scalar>'"],
+        [f"{PATH}:6: error: YAML syntax error: did not find expected key"],
     ),
     (
         "duplicate-key",
