@@ -18,6 +18,7 @@ Each setting below fixes something premailer does by default that breaks our ema
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 DOCTYPE = "<!doctype html>"
@@ -56,18 +57,30 @@ def _premailer_class() -> Any:
 
 
 _cls: Any = None
+_MJ_INLINE = re.compile(r'<mj-style\s+inline="inline"\s*>(.*?)</mj-style>', re.S)
 
 
-def inline_css(html: str) -> str:
+def inline_styles(mjml_source: str) -> list[str]:
+    """The CSS of each `<mj-style inline="inline">`: the only CSS that MJML inlines."""
+    return [css.strip() for css in _MJ_INLINE.findall(mjml_source)]
+
+
+def inline_css(html: str, css: list[str]) -> str:
+    """Inline `css` (from `inline_styles`) into the compiled HTML, as MJML itself would.
+
+    mjml-python leaves that CSS in a <style> in the head: we take it out and give it to
+    premailer, and keep every other <style> (MJML's resets, media queries) as it is.
+    """
     global _cls
     if _cls is None:
         _cls = _premailer_class()
-    body = html
-    had_doctype = body[:15].lower() == DOCTYPE
-    if had_doctype:
-        body = body[15:]
+    body = html[15:] if html[:15].lower() == DOCTYPE else html
+    for block in css:
+        body = body.replace(f'<style type="text/css">{block}</style>', "", 1)
+    body = body.replace("<style", '<style data-premailer="ignore"')
     out = _cls(
         body,
+        css_text=css,
         base_url=None,
         disable_link_rewrites=True,
         allow_network=False,

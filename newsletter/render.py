@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from newsletter import markdown, paywall, placeholders, plaintext
 from newsletter.config import Config, NewsletterConfig
-from newsletter.inline import inline_css
+from newsletter.inline import inline_css, inline_styles
 from newsletter.model import ArticleView, Issue, Tier
 from newsletter.problems import Problem
 from newsletter.templating import environment, longdate, problem_from
@@ -133,7 +133,7 @@ class Renderer:
             mjml_source = self._jinja(f"email/{nl.template}.mjml.j2", issue, variant, articles)
             html = self._mjml(mjml_source, shown, nl.template)
             with self.timings.stage("inline"):
-                html = inline_css(html)
+                html = inline_css(html, inline_styles(mjml_source))
             if variant.web:
                 files["index.html"] = html
                 continue

@@ -150,9 +150,14 @@ def test_the_email_basics_are_in_place(daily: RenderedIssue) -> None:
 
 
 def test_mj_style_inline_css_is_inlined(daily: RenderedIssue) -> None:
-    """mjml-python leaves <mj-style inline="inline"> in a <style>: premailer must inline it."""
-    h2 = re.search(r"<h2[^>]*>", daily.files["free.html"]).group(0)
+    """mjml-python leaves <mj-style inline="inline"> in a <style>: premailer must inline it,
+    and only it, as MJML does: MJML's own resets stay in the head."""
+    html = daily.files["free.html"]
+    h2 = re.search(r"<h2[^>]*>", html).group(0)
     assert "font-size:22px" in h2.replace(" ", "")
+    assert "h2 a { color" not in html  # the inlined CSS is not left in the head as well
+    assert "p { display: block; margin: 13px 0; }" in html  # MJML's reset is kept, not inlined
+    assert not re.search(r'<td style="[^"]*mso-table-lspace', html)
 
 
 def test_important_survives_in_media_queries(daily: RenderedIssue) -> None:
@@ -193,10 +198,11 @@ def test_web_fonts_and_imports_are_not_fetched(ws: Workspace, no_network: list[s
 def test_cssutils_prints_nothing(ws: Workspace, capfd: pytest.CaptureFixture[str]) -> None:
     """cssutils logs a warning to stderr for every mso-* property and CSS hack it meets."""
     render(ws)
+    css = "p { mso-line-height-rule: exactly; color: red; } a { color: blue;; } .x { *zoom: 1 } }"
     html = inline_css(
-        "<!doctype html><html><head><style>p { mso-line-height-rule: exactly; color: red; } "
-        "a { color: blue;; } .x { *zoom: 1 } @media screen { .y { color: red } } }</style></head>"
-        '<body><p>x</p><a href="https://a.example/">y</a></body></html>'
+        f'<!doctype html><html><head><style type="text/css">{css}</style></head>'
+        '<body><p>x</p><a href="https://a.example/">y</a></body></html>',
+        [css],
     )
     assert 'style="mso-line-height-rule:exactly;color:red"' in html.replace(" ", "")
     out, err = capfd.readouterr()
