@@ -1,6 +1,6 @@
 """The archive page and one Atom feed per newsletter, made from the built issues' manifests.
 
-Feeds carry the free content only (teasers for paywalled stories). Dates come from the
+Feeds carry the newest 50 issues, with the free content only (teasers for paywalled stories). Dates come from the
 issues, never the clock, so two builds give the same bytes.
 """
 
@@ -16,6 +16,8 @@ import jinja2
 
 from newsletter.config import Config
 from newsletter.output import Manifest, write_if_changed
+
+FEED_ENTRIES = 50  # the newest issues; feed readers want a page, not the whole archive
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ def write_archive(
     for m in ordered:
         by_newsletter[m.newsletter].append(m)
     for key in sorted(config.newsletters):
-        feed = atom_feed(config, key, by_newsletter.get(key, []))
+        feed = atom_feed(config, key, by_newsletter.get(key, [])[:FEED_ENTRIES])
         if write_if_changed(out / key / "feed.xml", feed):
             written.append(out / key / "feed.xml")
     return written
