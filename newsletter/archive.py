@@ -1,7 +1,7 @@
 """The archive page and one Atom feed per newsletter, made from the built issues' manifests.
 
-Feeds carry the newest 50 issues, with the free content only (teasers for paywalled stories). Dates come from the
-issues, never the clock, so two builds give the same bytes.
+Feeds carry the newest 50 issues, with the free content only (teasers for paywalled
+stories). Dates come from the issues, never the clock, so two builds give the same bytes.
 """
 
 from __future__ import annotations

@@ -41,6 +41,9 @@ def _user_errors() -> Iterator[None]:
         _fail(f"{len(exc.problems)} problem(s) in newsletter.toml")
     except NewsletterError as exc:
         _fail(str(exc))
+    except OSError as exc:  # a folder we cannot write, a disk that is full…
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}")
 
 
 def _workspace(ctx: click.Context) -> Workspace:

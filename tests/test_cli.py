@@ -185,3 +185,14 @@ def test_new_with_an_unknown_newsletter_or_bad_date(runner: CliRunner, workspace
     bad = run(runner, workspace, "new", "daily", "--date", "19/05/2025")
     assert bad.exit_code == 2
     assert "'19/05/2025' is not a date like 2025-05-14" in bad.stderr
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(
+    runner: CliRunner, workspace: Path
+) -> None:
+    blocker = workspace / "out"
+    blocker.write_text("a file where the output folder should be")
+    result = run(runner, workspace, "build", "--out", str(blocker / "site"))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {blocker}")
+    assert "Traceback" not in result.output
