@@ -171,3 +171,218 @@ def _progress(total: int) -> Iterator[Callable[[Any], None]]:
         return
     with click.progressbar(length=total, label="Building", file=sys.stderr) as bar:
         yield lambda _item: bar.update(1)
+
+
+# -- subscribers -------------------------------------------------------------------------
+
+
+@cli.group()
+def subscribers() -> None:
+    """Keep the subscriber lists: import, add, remove, forget, list, export, stats."""
+
+
+@contextmanager
+def _store(ctx: click.Context) -> Iterator[tuple[Workspace, Any]]:
+    from newsletter.store import open_store
+
+    ws = _workspace(ctx)
+    store = open_store(ws.database_url)
+    try:
+        yield ws, store
+    finally:
+        store.close()
+
+
+def _check_newsletter(ws: Workspace, key: str | None) -> None:
+    from newsletter.errors import ConfigError
+
+    if key is not None and key not in ws.config.newsletters:
+        known = ", ".join(sorted(ws.config.newsletters))
+        raise ConfigError(f"no newsletter '{key}' in newsletter.toml (configured: {known})")
+
+
+_tier = click.option(
+    "--tier", type=click.Choice(["free", "premium"]), help="The subscribers' tier."
+)
+PARTIAL = 3  # exit status of an import that saved the good rows and rejected some
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--newsletter", help="The newsletter to subscribe them to (unless the file names it)."
+)
+@_tier
+@click.option("--dry-run", is_flag=True, help="Report what would happen; save nothing.")
+@click.option("--resubscribe", is_flag=True, help="Resubscribe people who had unsubscribed.")
+@click.option("--check-deliverability", is_flag=True, help="Also look up each domain (DNS).")
+@click.option(
+    "--rejects", type=click.Path(dir_okay=False, path_type=Path), help="Write rejected rows here."
+)
+@click.pass_context
+def import_(
+    ctx: click.Context,
+    file: Path,
+    newsletter: str | None,
+    tier: str | None,
+    dry_run: bool,
+    resubscribe: bool,
+    check_deliverability: bool,
+    rejects: Path | None,
+) -> None:
+    """Import subscribers from a CSV file (ours, Mailchimp, Substack or listmonk)."""
+    from newsletter.importer import Importer
+
+    with _user_errors(), _store(ctx) as (ws, store):
+        _check_newsletter(ws, newsletter)
+        importer = Importer(
+            store,
+            set(ws.config.newsletters),
+            newsletter=newsletter,
+            tier=tier,
+            resubscribe=resubscribe,
+            check_deliverability=check_deliverability,
+        )
+        size = file.stat().st_size if file.is_file() else 0
+        with _bytes_progress(size, "Importing") as progress:
+            report = importer.run(file, dry_run=dry_run, rejects=rejects, on_progress=progress)
+    shown = ws.display(file)
+    for row in report.rejected[:50]:
+        click.echo(
+            f"{shown}:{row.line}: rejected {row.email or '(no email)'}: {row.reason}", err=True
+        )
+    if len(report.rejected) > 50:
+        click.echo(f"… and {len(report.rejected) - 50} more rejected rows", err=True)
+    for row in report.skipped_rows[:20]:
+        click.echo(f"{shown}:{row.line}: skipped {row.email}: {row.reason}", err=True)
+    if len(report.skipped_rows) > 20:
+        click.echo(f"… and {len(report.skipped_rows) - 20} more skipped rows", err=True)
+    click.echo(report.summary())
+    if report.rejected:
+        sys.exit(PARTIAL)
+
+
+@contextmanager
+def _bytes_progress(size: int, label: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar for big files (a few thousand rows and more), on a terminal only."""
+    if size < 200_000 or not sys.stderr.isatty():
+        yield None
+        return
+    with click.progressbar(length=size, label=label, file=sys.stderr) as bar:
+        last = 0
+
+        def advance(done: int, _total: int) -> None:
+            nonlocal last
+            bar.update(done - last)
+            last = done
+
+        yield advance
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option("--newsletter", required=True, help="The newsletter to subscribe them to.")
+@click.option("--name", help="Their name.")
+@_tier
+@click.pass_context
+def add(
+    ctx: click.Context, email: str, newsletter: str, name: str | None, tier: str | None
+) -> None:
+    """Subscribe one address to a newsletter."""
+    from newsletter.subscribers import add as do_add
+
+    with _user_errors(), _store(ctx) as (ws, store):
+        _check_newsletter(ws, newsletter)
+        result = do_add(store, email, newsletter, name=name, tier=tier)
+    click.echo(f"{email}: {result} ({newsletter})")
+
+
+@subscribers.command()
+@click.argument("email")
+@click.option("--newsletter", help="Only this newsletter (default: all of them).")
+@click.pass_context
+def remove(ctx: click.Context, email: str, newsletter: str | None) -> None:
+    """Unsubscribe an address (the record and its history are kept)."""
+    from newsletter.subscribers import remove as do_remove
+
+    with _user_errors(), _store(ctx) as (ws, store):
+        _check_newsletter(ws, newsletter)
+        keys = do_remove(store, email, newsletter)
+    click.echo(
+        f"{email}: unsubscribed from {', '.join(keys)}"
+        if keys
+        else f"{email}: already unsubscribed"
+    )
+
+
+@subscribers.command()
+@click.argument("email")
+@click.pass_context
+def forget(ctx: click.Context, email: str) -> None:
+    """Erase an address: personal data deleted, kept suppressed by its hash."""
+    from newsletter.subscribers import forget as do_forget
+
+    with _user_errors(), _store(ctx) as (_ws, store):
+        deleted = do_forget(store, email)
+    what = "personal data deleted" if deleted else "no record held"
+    click.echo(f"{email}: {what}; the address stays on the suppression list")
+
+
+@subscribers.command("list")
+@click.option("--newsletter", help="Only subscribers of this newsletter.")
+@click.option(
+    "--status", type=click.Choice(["subscribed", "pending", "unsubscribed", "suppressed"])
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.pass_context
+def list_(ctx: click.Context, newsletter: str | None, status: str | None, as_json: bool) -> None:
+    """List subscribers with their newsletters and statuses."""
+    import json
+
+    from newsletter.subscribers import listing
+
+    with _user_errors(), _store(ctx) as (ws, store):
+        _check_newsletter(ws, newsletter)
+        entries = list(listing(store, newsletter, status))
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+        return
+    for e in entries:
+        states = ", ".join(f"{k}:{v}" for k, v in sorted(e.newsletters.items())) or "-"
+        flag = f"  SUPPRESSED ({e.suppressed})" if e.suppressed else ""
+        click.echo(f"{e.email}\t{e.name or '-'}\t{e.tier}\t{states}{flag}")
+    click.echo(f"{len(entries)} subscriber(s)", err=True)
+
+
+@subscribers.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def export(ctx: click.Context, file: Path) -> None:
+    """Export every subscriber and status to a CSV that imports back the same."""
+    from newsletter.subscribers import export as do_export
+
+    with _user_errors(), _store(ctx) as (ws, store):
+        count = do_export(store, file)
+    click.echo(f"{count} row(s) written to {ws.display(file)}")
+
+
+@subscribers.command()
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool) -> None:
+    """Counts per newsletter and tier: subscribed, pending, unsubscribed, suppressed."""
+    import dataclasses
+    import json
+
+    from newsletter.subscribers import stats as do_stats
+
+    with _user_errors(), _store(ctx) as (_ws, store):
+        rows = do_stats(store)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+        return
+    line = "{:<16}{:<10}{:>12}{:>10}{:>14}{:>12}".format
+    click.echo(line("newsletter", "tier", "subscribed", "pending", "unsubscribed", "suppressed"))
+    for r in rows:
+        counts = (r.subscribed, r.pending, r.unsubscribed, r.suppressed)
+        click.echo(line(r.newsletter, r.tier, *counts))

@@ -120,6 +120,7 @@ class NewsletterConfig(Section):
 class Config(Section):
     publication: Publication
     newsletters: dict[str, NewsletterConfig]
+    database: str = "sqlite:///newsletter.db"
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

@@ -31,3 +31,19 @@ class WorkspaceError(NewsletterError):
 
 class BuildError(NewsletterError):
     """The build found problems and wrote nothing."""
+
+
+class StoreError(NewsletterError):
+    """The database cannot be opened, is locked, or refused an operation."""
+
+
+class SchemaVersionError(StoreError):
+    """The database was made by a newer version of newsletter."""
+
+
+class ImportFileError(NewsletterError):
+    """A subscriber CSV file cannot be read at all (the database is left unchanged)."""
+
+
+class SubscriberError(NewsletterError):
+    """A subscriber command cannot be carried out (unknown address, suppressed address…)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -48,6 +49,18 @@ class Workspace:
     @property
     def build_dir(self) -> Path:
         return self.root / "build"
+
+    @property
+    def database_url(self) -> str:
+        """NEWSLETTER_DATABASE_URL if set (keeps a password out of the config), else the
+        config's `database`; a relative SQLite path is relative to the workspace."""
+        url = os.environ.get("NEWSLETTER_DATABASE_URL") or self.config.database
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+            path = url[len(prefix) :]
+            if path and path != ":memory:":
+                url = prefix + str(self.root / path)
+        return url
 
     def issue_path(self, newsletter: str, date: dt.date) -> Path:
         return self.issues_dir / newsletter / f"{date.isoformat()}.md"

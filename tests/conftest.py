@@ -103,3 +103,42 @@ def browser(chromium_path: str):  # type: ignore[no-untyped-def]
         )
         yield b
         b.close()
+
+
+# -- databases ---------------------------------------------------------------------------
+
+PG_URL = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
+
+
+def _fresh_postgres(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every store test runs on SQLite, and on PostgreSQL when NEWSLETTER_TEST_DATABASE_URL
+    names a server (CI starts one; locally: export NEWSLETTER_TEST_DATABASE_URL=$(scripts/postgres))."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'newsletter.db'}"
+    if not PG_URL:
+        reason = "PostgreSQL: set NEWSLETTER_TEST_DATABASE_URL (scripts/postgres starts a server)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    _fresh_postgres(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture
+def store(db_url: str):  # type: ignore[no-untyped-def]
+    from newsletter.store import open_store
+
+    s = open_store(db_url)
+    yield s
+    s.close()

@@ -1,0 +1,188 @@
+"""The CSV files subscribers come in: our own export, and those of Mailchimp, Substack and
+listmonk. A header row names the columns; each known spelling maps to one meaning, and every
+status column is honoured, so that nobody who left is imported as a subscriber.
+
+| meaning | column names (any case) |
+|---|---|
+| email | email, email address (Mailchimp), e-mail |
+| name | name, full name; or first name + last name (Mailchimp: First Name, Last Name) |
+| tier | tier (free/premium); Substack: active_subscription true → premium |
+| newsletter | newsletter (our export: one row per subscriber and newsletter) |
+| status | status (ours: subscribed/pending/unsubscribed; listmonk: enabled/disabled/…), |
+| | subscribed (true/false) |
+| suppression | suppressed (ours: the reason); Mailchimp's cleaned export (CLEAN_TIME); |
+| | listmonk's blocklisted |
+| unsubscribed | Mailchimp's unsubscribed export (UNSUB_TIME); Substack email_disabled = true |
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+Status = Literal["subscribed", "pending", "unsubscribed"]
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+_COLUMNS = {
+    "email": (
+        "email",
+        "email address",
+        "e-mail",
+        "e-mail address",
+        "email_address",
+        "emailaddress",
+    ),
+    "name": ("name", "full name", "full_name", "fullname"),
+    "first_name": ("first_name", "first name", "firstname", "fname", "given name"),
+    "last_name": ("last_name", "last name", "lastname", "lname", "family name", "surname"),
+    "tier": ("tier",),
+    "newsletter": ("newsletter",),
+    "status": ("status",),
+    "subscribed": ("subscribed",),
+    "suppressed": ("suppressed",),
+    "attributes": ("attributes",),
+    "mailchimp_unsub": ("unsub_time",),
+    "mailchimp_clean": ("clean_time",),
+    "substack_active": ("active_subscription",),
+    "substack_disabled": ("email_disabled",),
+}
+_STATUS_WORDS: dict[str, Status | tuple[Literal["suppress"], str]] = {
+    "subscribed": "subscribed",
+    "active": "subscribed",
+    "enabled": "subscribed",
+    "confirmed": "subscribed",
+    "opted-in": "subscribed",
+    "opted in": "subscribed",
+    "pending": "pending",
+    "unconfirmed": "pending",
+    "unsubscribed": "unsubscribed",
+    "inactive": "unsubscribed",
+    "disabled": "unsubscribed",
+    "cleaned": ("suppress", "bounce"),
+    "bounced": ("suppress", "bounce"),
+    "hard_bounce": ("suppress", "bounce"),
+    "blocklisted": ("suppress", "blocklisted"),
+    "blacklisted": ("suppress", "blocklisted"),
+    "blocked": ("suppress", "blocklisted"),
+    "complained": ("suppress", "complaint"),
+    "spam": ("suppress", "complaint"),
+}
+_TRUE = {"true", "yes", "1", "y", "t"}
+_FALSE = {"false", "no", "0", "n", "f"}
+SUPPRESSION_REASONS = ("bounce", "complaint", "blocklisted", "erased", "manual")
+
+
+class RowError(ValueError):
+    """Why one row cannot be imported."""
+
+
+class FormatError(ValueError):
+    """Why the file as a whole cannot be imported."""
+
+
+@dataclass
+class Row:
+    email: str
+    name: str = ""
+    tier: str | None = None
+    newsletter: str | None = None
+    status: Status = "subscribed"
+    suppress: str | None = None  # a suppression reason
+    attributes: dict[str, object] = field(default_factory=dict)
+
+
+def neutralise(value: str) -> str:
+    """A cell a spreadsheet would run as a formula gets a leading quote; `restore` undoes it."""
+    if value.startswith(FORMULA_START) or (
+        value.startswith("'") and value[1:].startswith((*FORMULA_START, "'"))
+    ):
+        return "'" + value
+    return value
+
+
+def restore(value: str) -> str:
+    if value.startswith("'") and value[1:].startswith((*FORMULA_START, "'")):
+        return value[1:]
+    return value
+
+
+@dataclass
+class Columns:
+    """Which column index holds each meaning, from the header row."""
+
+    index: dict[str, int]
+    width: int
+
+    @classmethod
+    def from_header(cls, header: list[str]) -> Columns:
+        names = [restore(h).strip().lower() for h in header]
+        index: dict[str, int] = {}
+        for meaning, spellings in _COLUMNS.items():
+            for position, name in enumerate(names):
+                if name in spellings and meaning not in index:
+                    index[meaning] = position
+        if "email" not in index:
+            expected = ", ".join(f"'{s}'" for s in _COLUMNS["email"][:3])
+            raise FormatError(f"no email column in the header (expected one of {expected})")
+        return cls(index, len(header))
+
+    def get(self, row: list[str], meaning: str) -> str:
+        position = self.index.get(meaning)
+        return restore(row[position]).strip() if position is not None else ""
+
+    def parse(self, row: list[str]) -> Row:
+        if len(row) != self.width:
+            raise RowError(f"has {len(row)} fields, the header has {self.width}")
+        name = self.get(row, "name") or " ".join(
+            p for p in (self.get(row, "first_name"), self.get(row, "last_name")) if p
+        )
+        out = Row(email=self.get(row, "email"), name=name)
+        if tier := self.get(row, "tier").lower():
+            if tier not in ("free", "premium"):
+                raise RowError(f"tier '{tier}' is not free or premium")
+            out.tier = tier
+        elif "substack_active" in self.index:
+            out.tier = "premium" if self.get(row, "substack_active").lower() in _TRUE else "free"
+        out.newsletter = self.get(row, "newsletter") or None
+        self._status(row, out)
+        if raw := self.get(row, "attributes"):
+            try:
+                attributes = json.loads(raw)
+            except ValueError:
+                raise RowError("attributes is not valid JSON") from None
+            if not isinstance(attributes, dict):
+                raise RowError("attributes must be a JSON object")
+            out.attributes = attributes
+        return out
+
+    def _status(self, row: list[str], out: Row) -> None:
+        """Every status column is honoured; the strictest one wins."""
+        if word := self.get(row, "status").lower():
+            meaning = _STATUS_WORDS.get(word)
+            if meaning is None:
+                raise RowError(
+                    f"status '{word}' is not one of subscribed, pending, unsubscribed, "
+                    "cleaned, bounced, blocklisted, complained"
+                )
+            if isinstance(meaning, tuple):
+                out.suppress = meaning[1]
+            else:
+                out.status = meaning
+        if flag := self.get(row, "subscribed").lower():
+            if flag not in _TRUE | _FALSE:
+                raise RowError(f"subscribed '{flag}' is not true or false")
+            if flag in _FALSE:
+                out.status = "unsubscribed"
+        if self.get(row, "mailchimp_unsub"):
+            out.status = "unsubscribed"
+        if self.get(row, "substack_disabled").lower() in _TRUE:
+            out.status = "unsubscribed"
+        if self.get(row, "mailchimp_clean"):
+            out.suppress = "bounce"
+        if reason := self.get(row, "suppressed").lower():
+            if reason not in SUPPRESSION_REASONS:
+                raise RowError(
+                    f"suppressed '{reason}' is not one of {', '.join(SUPPRESSION_REASONS)}"
+                )
+            out.suppress = reason

@@ -1,0 +1,104 @@
+"""The database: SQLite by default, PostgreSQL for publications that outgrow a file.
+
+`open_store(url)` connects, checks the schema version and upgrades it (in one transaction),
+and returns a `Store` whose `begin()` gives a connection inside a transaction. SQLite runs in
+WAL mode with a busy timeout, so the web service and a send can use it at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
+
+from newsletter.errors import StoreError
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def shown(url: str) -> str:
+    """The URL with its password masked: safe to print."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unreadable database URL>"
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    return text
+
+
+class Store:
+    def __init__(self, engine: Engine, url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
+        self.engine = engine
+        self.url = url
+        self.busy_timeout_ms = busy_timeout_ms
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction: committed if the block ends normally, rolled back otherwise."""
+        try:
+            with self.engine.begin() as connection:
+                yield connection
+        except OperationalError as exc:
+            reason = _reason(exc)
+            if "locked" in reason or "busy" in reason:
+                raise StoreError(
+                    f"the database {shown(self.url)} is locked by another process "
+                    f"(waited {self.busy_timeout_ms / 1000:g} s): try again"
+                ) from None
+            raise StoreError(f"database error on {shown(self.url)}: {reason}") from None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # IMMEDIATE takes the write lock up front: no deadlock when a reader later writes,
+        # and DDL (migrations) is transactional too
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def open_store(url: str, *, upgrade: bool = True, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
+    """Connect to `url`, check its schema version, and upgrade it to this version's."""
+    from newsletter.store import migrate
+
+    try:
+        engine = create_engine(url, future=True)
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise StoreError(f"cannot use the database URL {shown(url)}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        _sqlite_setup(engine, busy_timeout_ms)
+    store = Store(engine, url, busy_timeout_ms)
+    try:
+        with store.begin() as connection:
+            if upgrade:
+                migrate.upgrade(connection, shown_url=shown(url))
+    except StoreError:
+        engine.dispose()
+        raise
+    except (DBAPIError, SQLAlchemyError) as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open the database {shown(url)}: {_reason(exc)}") from None
+    return store

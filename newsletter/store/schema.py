@@ -1,0 +1,115 @@
+"""The one owner of the database schema (SQLAlchemy Core). Migrations in migrations/versions
+change it; this file always describes the newest version (the head revision)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (no time zones) too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False),  # as given
+    Column("email_key", String(320), nullable=False, unique=True),  # domain lowercased, NFC
+    Column("email_hash", String(64), nullable=False, index=True),  # sha256 of email_key
+    Column("name", String(300), nullable=False, server_default=""),
+    Column("tier", String(16), nullable=False, server_default="free"),
+    Column("source", String(200), nullable=False, server_default=""),
+    Column("attributes", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("subscriber_id", ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("newsletter", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),  # pending | subscribed | unsubscribed
+    Column("method", String(32), nullable=False),  # how the last change happened
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("subscribed_at", UtcDateTime, nullable=True),
+    Column("unsubscribed_at", UtcDateTime, nullable=True),
+    Index("ix_subscriptions_newsletter_status", "newsletter", "status"),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("email_hash", String(64), primary_key=True),
+    Column(
+        "reason", String(32), nullable=False
+    ),  # bounce | complaint | blocklisted | erased | manual
+    Column("source", String(200), nullable=False, server_default=""),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# revision 0002: the consent history
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email_hash", String(64), nullable=False, index=True),
+    Column(
+        "subscriber_id",
+        ForeignKey("subscribers.id", ondelete="SET NULL"),
+        nullable=True,
+        index=True,
+    ),
+    Column("newsletter", String(64), nullable=True),
+    Column(
+        "action", String(32), nullable=False
+    ),  # subscribed | pending | unsubscribed | suppressed | erased …
+    Column(
+        "method", String(32), nullable=False
+    ),  # import | command | web | one-click | webhook | migration
+    Column("detail", Text, nullable=False, server_default=""),
+    Column("at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,266 @@
+"""Queries on subscribers, subscriptions, suppressions and the consent history.
+
+Every function takes a Connection inside the caller's transaction: the caller decides what
+is one unit of work (an import is one; a one-click unsubscribe is another).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
+
+from newsletter.store.schema import consent_events, subscribers, subscriptions, suppressions
+
+IN_CHUNK = 500  # parameters per IN (...) list: well under every database's limit
+
+
+@dataclass(frozen=True)
+class SubscriberRow:
+    id: int
+    email: str
+    email_key: str
+    email_hash: str
+    name: str
+    tier: str
+    source: str
+    attributes: dict[str, Any]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What a send needs of one subscriber."""
+
+    id: int
+    email: str
+    name: str
+    tier: str
+
+
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
+
+
+def by_keys(conn: Connection, keys: Iterable[str]) -> dict[str, SubscriberRow]:
+    found: dict[str, SubscriberRow] = {}
+    for chunk in _chunks(sorted(set(keys))):
+        for row in conn.execute(select(subscribers).where(subscribers.c.email_key.in_(chunk))):
+            found[row.email_key] = SubscriberRow(**row._mapping)
+    return found
+
+
+def by_key(conn: Connection, key: str) -> SubscriberRow | None:
+    return by_keys(conn, [key]).get(key)
+
+
+def suppressed(conn: Connection, hashes: Iterable[str]) -> dict[str, str]:
+    """email_hash → reason, for the given hashes that are on the suppression list."""
+    found: dict[str, str] = {}
+    for chunk in _chunks(sorted(set(hashes))):
+        query = select(suppressions.c.email_hash, suppressions.c.reason).where(
+            suppressions.c.email_hash.in_(chunk)
+        )
+        found.update({r.email_hash: r.reason for r in conn.execute(query)})
+    return found
+
+
+def statuses(conn: Connection, subscriber_ids: Iterable[int]) -> dict[tuple[int, str], str]:
+    """(subscriber id, newsletter) → status."""
+    found: dict[tuple[int, str], str] = {}
+    for chunk in _chunks(sorted(set(subscriber_ids))):
+        query = select(
+            subscriptions.c.subscriber_id, subscriptions.c.newsletter, subscriptions.c.status
+        ).where(subscriptions.c.subscriber_id.in_(chunk))
+        found.update({(r.subscriber_id, r.newsletter): r.status for r in conn.execute(query)})
+    return found
+
+
+def insert_subscribers(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(subscribers), rows)
+
+
+def update_subscribers(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """rows: dicts with b_id and the columns to set (the same columns in every row)."""
+    from sqlalchemy import bindparam
+
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_columns.setdefault(tuple(sorted(k for k in row if k != "b_id")), []).append(row)
+    for columns, group in by_columns.items():
+        statement = (
+            update(subscribers)
+            .where(subscribers.c.id == bindparam("b_id"))
+            .values({c: bindparam(c) for c in columns})
+        )
+        conn.execute(statement, group)
+
+
+def set_status(
+    conn: Connection,
+    subscriber_id: int,
+    newsletter: str,
+    status: str,
+    method: str,
+    now: dt.datetime,
+    existed: bool,
+) -> None:
+    """Insert or change one subscription's status, keeping when it (un)subscribed."""
+    values: dict[str, Any] = {"status": status, "method": method, "updated_at": now}
+    if status == "subscribed":
+        values["subscribed_at"] = now
+    if status == "unsubscribed":
+        values["unsubscribed_at"] = now
+    if existed:
+        conn.execute(
+            update(subscriptions)
+            .where(
+                and_(
+                    subscriptions.c.subscriber_id == subscriber_id,
+                    subscriptions.c.newsletter == newsletter,
+                )
+            )
+            .values(values)
+        )
+    else:
+        conn.execute(
+            insert(subscriptions).values(
+                subscriber_id=subscriber_id, newsletter=newsletter, created_at=now, **values
+            )
+        )
+
+
+def insert_subscriptions(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(subscriptions), rows)
+
+
+def update_subscriptions(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """rows: b_id, b_newsletter, status, method, updated_at, subscribed_at, unsubscribed_at."""
+    from sqlalchemy import bindparam
+
+    if not rows:
+        return
+    statement = (
+        update(subscriptions)
+        .where(
+            and_(
+                subscriptions.c.subscriber_id == bindparam("b_id"),
+                subscriptions.c.newsletter == bindparam("b_newsletter"),
+            )
+        )
+        .values(
+            status=bindparam("status"),
+            method=bindparam("method"),
+            updated_at=bindparam("updated_at"),
+            subscribed_at=func.coalesce(bindparam("subscribed_at"), subscriptions.c.subscribed_at),
+            unsubscribed_at=func.coalesce(
+                bindparam("unsubscribed_at"), subscriptions.c.unsubscribed_at
+            ),
+        )
+    )
+    conn.execute(statement, rows)
+
+
+def suppress(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """rows: email_hash, reason, source, created_at. A suppressed address keeps its reason."""
+    if not rows:
+        return
+    known = suppressed(conn, [r["email_hash"] for r in rows])
+    fresh = [r for r in rows if r["email_hash"] not in known]
+    if fresh:
+        conn.execute(insert(suppressions), fresh)
+
+
+def record(conn: Connection, events: list[dict[str, Any]]) -> None:
+    """Append to the consent history (email_hash, subscriber_id, newsletter, action, method…)."""
+    if events:
+        conn.execute(insert(consent_events), events)
+
+
+def history(conn: Connection, email_hash: str) -> list[dict[str, Any]]:
+    query = (
+        select(consent_events)
+        .where(consent_events.c.email_hash == email_hash)
+        .order_by(consent_events.c.id)
+    )
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def subscriptions_of(conn: Connection, subscriber_id: int) -> dict[str, dict[str, Any]]:
+    query = select(subscriptions).where(subscriptions.c.subscriber_id == subscriber_id)
+    return {r.newsletter: dict(r._mapping) for r in conn.execute(query)}
+
+
+def delete_subscriber(conn: Connection, subscriber_id: int) -> None:
+    conn.execute(delete(subscriptions).where(subscriptions.c.subscriber_id == subscriber_id))
+    conn.execute(
+        update(consent_events)
+        .where(consent_events.c.subscriber_id == subscriber_id)
+        .values(subscriber_id=None)
+    )
+    conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
+
+
+def _not_suppressed() -> Any:
+    return ~exists().where(suppressions.c.email_hash == subscribers.c.email_hash)
+
+
+def recipients(conn: Connection, newsletter: str, batch: int = 1000) -> Iterator[Recipient]:
+    """Every subscribed, unsuppressed subscriber of `newsletter`, streamed: memory stays flat
+    however long the list (server-side cursor on PostgreSQL, yield_per everywhere)."""
+    query = (
+        select(subscribers.c.id, subscribers.c.email, subscribers.c.name, subscribers.c.tier)
+        .join(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
+        .where(
+            subscriptions.c.newsletter == newsletter,
+            subscriptions.c.status == "subscribed",
+            _not_suppressed(),
+        )
+        .order_by(subscribers.c.id)
+    )
+    for row in conn.execution_options(yield_per=batch).execute(query):
+        yield Recipient(row.id, row.email, row.name, row.tier)
+
+
+def all_rows(
+    conn: Connection, batch: int = 1000
+) -> Iterator[tuple[SubscriberRow, str | None, str | None, str | None]]:
+    """(subscriber, newsletter, status, suppression reason) for every subscriber and newsletter,
+    streamed in email order; a subscriber with no subscription appears once with None."""
+    query = (
+        select(
+            subscribers, subscriptions.c.newsletter, subscriptions.c.status, suppressions.c.reason
+        )
+        .outerjoin(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
+        .outerjoin(suppressions, suppressions.c.email_hash == subscribers.c.email_hash)
+        .order_by(subscribers.c.email_key, subscriptions.c.newsletter)
+    )
+    width = len(subscribers.c)
+    for row in conn.execution_options(yield_per=batch).execute(query):
+        values = tuple(row)
+        person = SubscriberRow(**dict(zip(subscribers.c.keys(), values[:width], strict=True)))
+        yield person, values[width], values[width + 1], values[width + 2]
+
+
+def counts(conn: Connection) -> list[tuple[str, str, str, bool, int]]:
+    """(newsletter, tier, status, suppressed, count) over all subscriptions."""
+    is_suppressed = exists().where(suppressions.c.email_hash == subscribers.c.email_hash)
+    query = (
+        select(
+            subscriptions.c.newsletter,
+            subscribers.c.tier,
+            subscriptions.c.status,
+            is_suppressed.label("sup"),
+            func.count(),
+        )
+        .join(subscribers, subscribers.c.id == subscriptions.c.subscriber_id)
+        .group_by(subscriptions.c.newsletter, subscribers.c.tier, subscriptions.c.status, "sup")
+    )
+    return [(r[0], r[1], r[2], bool(r[3]), int(r[4])) for r in conn.execute(query)]
