@@ -129,7 +129,7 @@ class Columns:
 
     def get(self, row: list[str], meaning: str) -> str:
         position = self.index.get(meaning)
-        return restore(row[position]).strip() if position is not None else ""
+        return restore(row[position].strip()) if position is not None else ""
 
     def parse(self, row: list[str]) -> Row:
         if len(row) != self.width:
@@ -165,8 +165,8 @@ class Columns:
                     f"status '{word}' is not one of subscribed, pending, unsubscribed, "
                     "cleaned, bounced, blocklisted, complained"
                 )
-            if isinstance(meaning, tuple):
-                out.suppress = meaning[1]
+            if isinstance(meaning, tuple):  # cleaned, blocklisted…: left the list, and suppressed
+                out.suppress, out.status = meaning[1], "unsubscribed"
             else:
                 out.status = meaning
         if flag := self.get(row, "subscribed").lower():
@@ -179,7 +179,7 @@ class Columns:
         if self.get(row, "substack_disabled").lower() in _TRUE:
             out.status = "unsubscribed"
         if self.get(row, "mailchimp_clean"):
-            out.suppress = "bounce"
+            out.suppress, out.status = "bounce", "unsubscribed"
         if reason := self.get(row, "suppressed").lower():
             if reason not in SUPPRESSION_REASONS:
                 raise RowError(

@@ -210,10 +210,26 @@ class Importer:
         events: list[dict[str, Any]] = []
         outcome: dict[int, str] = {}  # index in batch → added/updated/unchanged/skipped/suppressed
 
-        # 1. the suppression list wins over everything
+        # 1. the suppression list wins over everything: an address suppressed before is not
+        # touched; a row that brings its own suppression (a bounce, a blocklisting) is kept
+        # as a record, and suppressed
+        done: set[int] = set()  # rows fully handled here
+        brought: set[int] = set()  # rows that add a suppression
         new_suppressions: list[dict[str, Any]] = []
+        before = dict(blocked)
         for n, item in enumerate(batch):
-            if item.row.suppress:
+            reason = before.get(item.address.hash)
+            if reason is not None:
+                done.add(n)
+                if item.row.suppress:
+                    outcome[n] = "unchanged"
+                else:
+                    outcome[n] = "skipped"
+                    report.skipped_rows.append(
+                        Rejected(item.line, item.address.email, f"suppressed ({reason})")
+                    )
+            elif item.row.suppress:
+                brought.add(n)
                 if item.address.hash not in blocked:
                     blocked[item.address.hash] = item.row.suppress
                     new_suppressions.append(
@@ -224,29 +240,13 @@ class Importer:
                             "created_at": now,
                         }
                     )
-                    person = known.get(item.address.key)
-                    events.append(
-                        self._event(
-                            item, person.id if person else None, "suppressed", item.row.suppress
-                        )
-                    )
-                    outcome[n] = "suppressed"
-                else:
-                    outcome[n] = "unchanged"
-            elif item.address.hash in blocked:
-                outcome[n] = "skipped"
-                report.skipped_rows.append(
-                    Rejected(
-                        item.line, item.address.email, f"suppressed ({blocked[item.address.hash]})"
-                    )
-                )
         q.suppress(conn, new_suppressions)
 
         # 2. subscribers: insert the new, update what changed (later rows win)
         inserts: dict[str, dict[str, Any]] = {}
         updates: dict[int, dict[str, Any]] = {}
         for n, item in enumerate(batch):
-            if n in outcome:
+            if n in done:
                 continue
             key, row = item.address.key, item.row
             person = known.get(key)
@@ -294,7 +294,7 @@ class Importer:
         sub_inserts: dict[tuple[int, str], dict[str, Any]] = {}
         sub_updates: dict[tuple[int, str], dict[str, Any]] = {}
         for n, item in enumerate(batch):
-            if outcome.get(n) in ("skipped", "suppressed") or (item.row.suppress and n in outcome):
+            if n in done:
                 continue
             person = known[item.address.key]
             if item.newsletter is None:
@@ -345,6 +345,12 @@ class Importer:
             current[slot] = want
             events.append(self._event(item, person.id, want))
             outcome[n] = "updated"
+        for n in brought:
+            item = batch[n]
+            events.append(
+                self._event(item, known[item.address.key].id, "suppressed", item.row.suppress or "")
+            )
+            outcome[n] = "suppressed"
         q.insert_subscriptions(conn, list(sub_inserts.values()))
         q.update_subscriptions(conn, list(sub_updates.values()))
         q.record(conn, events)

@@ -94,7 +94,7 @@ def test_unicode_is_normalised() -> None:
 
 
 def test_a_bad_address_says_why() -> None:
-    with pytest.raises(InvalidAddress, match="An email address must have an @-sign."):
+    with pytest.raises(InvalidAddress, match=r"An email address must have an @-sign\."):
         parse("jane.example.com")
     with pytest.raises(InvalidAddress, match="no email address"):
         parse("   ")

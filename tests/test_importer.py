@@ -91,7 +91,8 @@ def test_mailchimp_unsubscribed_and_cleaned_exports_are_not_subscribers(
     assert counts(run(store, unsub)) == (1, 0, 0, 0, 0, 0)
     assert counts(run(store, cleaned)) == (0, 0, 0, 0, 0, 1)
     assert lists(store) == {
-        "left@example.com": ("Left Us", "free", None, {"daily": "unsubscribed"})
+        "left@example.com": ("Left Us", "free", None, {"daily": "unsubscribed"}),
+        "bounced@example.com": ("Bo Unced", "free", "bounce", {"daily": "unsubscribed"}),
     }
     assert recipients(store) == []
     # the cleaned address is suppressed: a later ordinary import cannot add it
@@ -134,6 +135,7 @@ def test_listmonk_export_statuses_and_attributes(store: Store, tmp_path: Path) -
     assert lists(store) == {
         "ana@example.com": ("Ana", "free", None, {"daily": "subscribed"}),
         "off@example.com": ("Off", "free", None, {"daily": "unsubscribed"}),
+        "spam@example.com": ("Spam", "free", "blocklisted", {"daily": "unsubscribed"}),
     }
     with store.begin() as conn:
         assert q.by_key(conn, "ana@example.com").attributes == {"city": "Lisbon"}  # type: ignore[union-attr]

@@ -92,6 +92,7 @@ def open_store(url: str, *, upgrade: bool = True, busy_timeout_ms: int = BUSY_TI
         _sqlite_setup(engine, busy_timeout_ms)
     store = Store(engine, url, busy_timeout_ms)
     try:
+        engine.connect().close()
         with store.begin() as connection:
             if upgrade:
                 migrate.upgrade(connection, shown_url=shown(url))
