@@ -134,19 +134,19 @@ class Columns:
     def parse(self, row: list[str]) -> Row:
         if len(row) != self.width:
             raise RowError(f"has {len(row)} fields, the header has {self.width}")
-        name = self.get(row, "name") or " ".join(
-            p for p in (self.get(row, "first_name"), self.get(row, "last_name")) if p
-        )
-        out = Row(email=self.get(row, "email"), name=name)
-        if tier := self.get(row, "tier").lower():
+        cells = {meaning: restore(row[i].strip()) for meaning, i in self.index.items()}
+        get = cells.get
+        name = get("name") or " ".join(p for p in (get("first_name"), get("last_name")) if p)
+        out = Row(email=cells["email"], name=name)
+        if tier := get("tier", "").lower():
             if tier not in ("free", "premium"):
                 raise RowError(f"tier '{tier}' is not free or premium")
             out.tier = tier
-        elif "substack_active" in self.index:
-            out.tier = "premium" if self.get(row, "substack_active").lower() in _TRUE else "free"
-        out.newsletter = self.get(row, "newsletter") or None
-        self._status(row, out)
-        if raw := self.get(row, "attributes"):
+        elif "substack_active" in cells:
+            out.tier = "premium" if cells["substack_active"].lower() in _TRUE else "free"
+        out.newsletter = get("newsletter") or None
+        self._status(cells, out)
+        if raw := get("attributes"):
             try:
                 attributes = json.loads(raw)
             except ValueError:
@@ -156,9 +156,11 @@ class Columns:
             out.attributes = attributes
         return out
 
-    def _status(self, row: list[str], out: Row) -> None:
+    @staticmethod
+    def _status(cells: dict[str, str], out: Row) -> None:
         """Every status column is honoured; the strictest one wins."""
-        if word := self.get(row, "status").lower():
+        get = cells.get
+        if word := get("status", "").lower():
             meaning = _STATUS_WORDS.get(word)
             if meaning is None:
                 raise RowError(
@@ -169,18 +171,18 @@ class Columns:
                 out.suppress, out.status = meaning[1], "unsubscribed"
             else:
                 out.status = meaning
-        if flag := self.get(row, "subscribed").lower():
+        if flag := get("subscribed", "").lower():
             if flag not in _TRUE | _FALSE:
                 raise RowError(f"subscribed '{flag}' is not true or false")
             if flag in _FALSE:
                 out.status = "unsubscribed"
-        if self.get(row, "mailchimp_unsub"):
+        if get("mailchimp_unsub"):
             out.status = "unsubscribed"
-        if self.get(row, "substack_disabled").lower() in _TRUE:
+        if get("substack_disabled", "").lower() in _TRUE:
             out.status = "unsubscribed"
-        if self.get(row, "mailchimp_clean"):
+        if get("mailchimp_clean"):
             out.suppress, out.status = "bounce", "unsubscribed"
-        if reason := self.get(row, "suppressed").lower():
+        if reason := get("suppressed", "").lower():
             if reason not in SUPPRESSION_REASONS:
                 raise RowError(
                     f"suppressed '{reason}' is not one of {', '.join(SUPPRESSION_REASONS)}"

@@ -24,7 +24,7 @@ from newsletter.output import atomic_write
 from newsletter.store import Store
 from newsletter.store import subscribers as q
 
-BATCH = 2000
+BATCH = 5000
 Progress = Callable[[int, int], None]  # (bytes read, file size)
 
 
@@ -285,26 +285,26 @@ class Importer:
                 outcome[n] = "updated"
         q.insert_subscribers(conn, list(inserts.values()))
         q.update_subscribers(conn, list(updates.values()))
-        if inserts:
-            known.update(q.by_keys(conn, inserts))
-        new_people = {known[k].id for k in inserts}
+        ids = {key: person.id for key, person in known.items()}
+        ids.update(q.ids_of(conn, inserts) if inserts else {})
+        new_people = {ids[k] for k in inserts}
 
         # 3. subscriptions: consent is kept
-        current = q.statuses(conn, (p.id for p in known.values()))
+        current = q.statuses(conn, [person.id for person in known.values()])
         sub_inserts: dict[tuple[int, str], dict[str, Any]] = {}
         sub_updates: dict[tuple[int, str], dict[str, Any]] = {}
         for n, item in enumerate(batch):
             if n in done:
                 continue
-            person = known[item.address.key]
+            person_id = ids[item.address.key]
             if item.newsletter is None:
-                outcome.setdefault(n, "added" if person.id in new_people else "unchanged")
+                outcome.setdefault(n, "added" if person_id in new_people else "unchanged")
                 continue
-            slot = (person.id, item.newsletter)
+            slot = (person_id, item.newsletter)
             was, want = current.get(slot), item.row.status
             if was is None:
                 record = {
-                    "subscriber_id": person.id,
+                    "subscriber_id": person_id,
                     "newsletter": item.newsletter,
                     "status": want,
                     "method": "import",
@@ -315,7 +315,7 @@ class Importer:
                 }
                 sub_inserts[slot] = record
                 current[slot] = want
-                events.append(self._event(item, person.id, want))
+                events.append(self._event(item, person_id, want))
                 outcome[n] = "added"
                 continue
             if was == want or (was == "subscribed" and want == "pending"):
@@ -341,14 +341,14 @@ class Importer:
             if slot in sub_inserts:
                 sub_inserts[slot].update(change)
             else:
-                sub_updates[slot] = {"b_id": person.id, "b_newsletter": item.newsletter, **change}
+                sub_updates[slot] = {"b_id": person_id, "b_newsletter": item.newsletter, **change}
             current[slot] = want
-            events.append(self._event(item, person.id, want))
+            events.append(self._event(item, person_id, want))
             outcome[n] = "updated"
         for n in brought:
             item = batch[n]
             events.append(
-                self._event(item, known[item.address.key].id, "suppressed", item.row.suppress or "")
+                self._event(item, ids[item.address.key], "suppressed", item.row.suppress or "")
             )
             outcome[n] = "suppressed"
         q.insert_subscriptions(conn, list(sub_inserts.values()))
