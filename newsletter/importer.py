@@ -120,6 +120,8 @@ class Importer:
         self.source = f"import:{path.name}"
         try:
             with self.store.begin() as conn:
+                self._suppressions_at_start = q.any_suppressed(conn)
+                self._added: dict[str, str] = {}
                 for batch in self._batches(path, report, on_progress):
                     self._apply(conn, batch, report)
                 if dry_run:
@@ -206,7 +208,14 @@ class Importer:
             return
         now = self.now
         known = q.by_keys(conn, (i.address.key for i in batch))
-        blocked = q.suppressed(conn, (i.address.hash for i in batch))
+        if self._suppressions_at_start:
+            blocked = q.suppressed(conn, (i.address.hash for i in batch))
+        else:  # the list was empty: only this import's own suppressions can match
+            blocked = {
+                i.address.hash: self._added[i.address.hash]
+                for i in batch
+                if i.address.hash in self._added
+            }
         events: list[dict[str, Any]] = []
         outcome: dict[int, str] = {}  # index in batch → added/updated/unchanged/skipped/suppressed
 
@@ -241,6 +250,7 @@ class Importer:
                         }
                     )
         q.suppress(conn, new_suppressions)
+        self._added.update((r["email_hash"], r["reason"]) for r in new_suppressions)
 
         # 2. subscribers: insert the new, update what changed (later rows win)
         inserts: dict[str, dict[str, Any]] = {}
@@ -283,10 +293,11 @@ class Importer:
                 change.update(b_id=person.id, updated_at=now)
                 updates[person.id] = change
                 outcome[n] = "updated"
+        ids = {key: person.id for key, person in known.items()}
+        for record, new_id in zip(inserts.values(), q.reserve_ids(conn, len(inserts)), strict=True):
+            record["id"] = ids[record["email_key"]] = new_id
         q.insert_subscribers(conn, list(inserts.values()))
         q.update_subscribers(conn, list(updates.values()))
-        ids = {key: person.id for key, person in known.items()}
-        ids.update(q.ids_of(conn, inserts) if inserts else {})
         new_people = {ids[k] for k in inserts}
 
         # 3. subscriptions: consent is kept

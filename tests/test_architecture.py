@@ -29,7 +29,10 @@ OWNERS = {
     "feedgen": {"archive"},
     "markdown_it": {"markdown", "plaintext"},
     "yaml": {"issuefile"},
+    "email_validator": {"addresses"},
 }
+# a library owned by a package: only modules inside it may import the library
+PACKAGE_OWNERS = {"sqlalchemy": "store", "alembic": "store", "psycopg": "store"}
 
 
 def imports_of(path: Path) -> set[str]:
@@ -58,3 +61,14 @@ def test_only_the_cli_imports_click_and_nothing_imports_the_cli() -> None:
         for library, owners in OWNERS.items():
             if any(n == library or n.startswith(library + ".") for n in names):
                 assert module in owners, f"{path.name} imports {library}, owned by {owners}"
+        for library, package in PACKAGE_OWNERS.items():
+            if any(n == library or n.startswith(library + ".") for n in names):
+                assert package in path.relative_to(PACKAGE).parts[:-1], f"{path} imports {library}"
+
+
+def test_the_core_never_imports_the_edges() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        if path.stem in ("cli", "__main__") or "web" in path.relative_to(PACKAGE).parts:
+            continue
+        names = imports_of(path)
+        assert not any(n.startswith(("newsletter.cli", "newsletter.web")) for n in names), path

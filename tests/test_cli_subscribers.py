@@ -26,17 +26,37 @@ def test_import_list_stats_and_export(runner: CliRunner, ws_db: Path) -> None:
     csv_file.write_text(
         "Email Address,First Name,Last Name\njane@example.com,Jane,Doe\nnot-an-email,X,Y\nbob@example.org,Bob,\n"
     )
-    result = run(runner, ws_db, "import", str(csv_file), "--newsletter", "daily", "--tier", "premium")
+    result = run(
+        runner, ws_db, "import", str(csv_file), "--newsletter", "daily", "--tier", "premium"
+    )
     assert result.exit_code == 3  # saved, with a rejected row
     assert result.stdout == "2 added, 0 updated, 0 unchanged, 0 skipped, 1 rejected, 0 suppressed\n"
-    assert result.stderr == "mailchimp.csv:3: rejected not-an-email: An email address must have an @-sign.\n"
+    assert (
+        result.stderr
+        == "mailchimp.csv:3: rejected not-an-email: An email address must have an @-sign.\n"
+    )
 
     listed = json.loads(run(runner, ws_db, "list", "--json").stdout)
     assert listed == [
-        {"email": "bob@example.org", "name": "Bob", "tier": "premium", "suppressed": None, "newsletters": {"daily": "subscribed"}},
-        {"email": "jane@example.com", "name": "Jane Doe", "tier": "premium", "suppressed": None, "newsletters": {"daily": "subscribed"}},
+        {
+            "email": "bob@example.org",
+            "name": "Bob",
+            "tier": "premium",
+            "suppressed": None,
+            "newsletters": {"daily": "subscribed"},
+        },
+        {
+            "email": "jane@example.com",
+            "name": "Jane Doe",
+            "tier": "premium",
+            "suppressed": None,
+            "newsletters": {"daily": "subscribed"},
+        },
     ]
-    assert run(runner, ws_db, "remove", "bob@example.org").stdout == "bob@example.org: unsubscribed from daily\n"
+    assert (
+        run(runner, ws_db, "remove", "bob@example.org").stdout
+        == "bob@example.org: unsubscribed from daily\n"
+    )
     stats = run(runner, ws_db, "stats")
     assert stats.stdout.splitlines() == [
         "newsletter      tier        subscribed   pending  unsubscribed  suppressed",
@@ -45,15 +65,21 @@ def test_import_list_stats_and_export(runner: CliRunner, ws_db: Path) -> None:
     out = ws_db / "export.csv"
     exported = run(runner, ws_db, "export", str(out))
     assert exported.stdout == "2 row(s) written to export.csv\n"
-    assert out.read_text().splitlines()[0] == "email,name,tier,newsletter,status,suppressed,source,created_at"
+    assert (
+        out.read_text().splitlines()[0]
+        == "email,name,tier,newsletter,status,suppressed,source,created_at"
+    )
 
 
 def test_add_and_forget(runner: CliRunner, ws_db: Path) -> None:
-    assert run(runner, ws_db, "add", "zoe@example.com", "--newsletter", "green", "--name", "Zoë").stdout == (
-        "zoe@example.com: added (green)\n"
-    )
+    assert run(
+        runner, ws_db, "add", "zoe@example.com", "--newsletter", "green", "--name", "Zoë"
+    ).stdout == ("zoe@example.com: added (green)\n")
     forgotten = run(runner, ws_db, "forget", "zoe@example.com")
-    assert forgotten.stdout == "zoe@example.com: personal data deleted; the address stays on the suppression list\n"
+    assert (
+        forgotten.stdout
+        == "zoe@example.com: personal data deleted; the address stays on the suppression list\n"
+    )
     again = run(runner, ws_db, "add", "zoe@example.com", "--newsletter", "green")
     assert again.exit_code == 1
     assert again.stderr == "Error: zoe@example.com is on the suppression list (erased): not added\n"
@@ -62,7 +88,10 @@ def test_add_and_forget(runner: CliRunner, ws_db: Path) -> None:
 def test_bad_input_is_one_line_and_changes_nothing(runner: CliRunner, ws_db: Path) -> None:
     unknown = run(runner, ws_db, "add", "a@example.com", "--newsletter", "monthly")
     assert unknown.exit_code == 1
-    assert unknown.stderr == "Error: no newsletter 'monthly' in newsletter.toml (configured: daily, green, weekly)\n"
+    assert (
+        unknown.stderr
+        == "Error: no newsletter 'monthly' in newsletter.toml (configured: daily, green, weekly)\n"
+    )
     junk = ws_db / "junk.csv"
     junk.write_bytes(b"email\nok@example.com\n\x89PNG\r\n\x1a\n\xff\xd8\n")
     result = run(runner, ws_db, "import", str(junk), "--newsletter", "daily")
@@ -70,7 +99,9 @@ def test_bad_input_is_one_line_and_changes_nothing(runner: CliRunner, ws_db: Pat
     assert result.stderr == f"Error: {junk}:3: not UTF-8 text (save the file as CSV UTF-8)\n"
     missing = run(runner, ws_db, "import", str(ws_db / "nope.csv"), "--newsletter", "daily")
     assert missing.exit_code == 1
-    assert missing.stderr == f"Error: {ws_db / 'nope.csv'}: cannot read: No such file or directory\n"
+    assert (
+        missing.stderr == f"Error: {ws_db / 'nope.csv'}: cannot read: No such file or directory\n"
+    )
     no_newsletter = ws_db / "plain.csv"
     no_newsletter.write_text("email\nok@example.com\n")
     result = run(runner, ws_db, "import", str(no_newsletter))
@@ -79,15 +110,23 @@ def test_bad_input_is_one_line_and_changes_nothing(runner: CliRunner, ws_db: Pat
     assert json.loads(run(runner, ws_db, "list", "--json").stdout) == []
 
 
-def test_an_unreachable_database_is_one_line(runner: CliRunner, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", "postgresql+psycopg://news:hunter2@127.0.0.1:1/news")
+def test_an_unreachable_database_is_one_line(
+    runner: CliRunner, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "NEWSLETTER_DATABASE_URL", "postgresql+psycopg://news:hunter2@127.0.0.1:1/news"
+    )
     result = run(runner, workspace, "stats")
     assert result.exit_code == 1
-    assert result.stderr.startswith("Error: cannot open the database postgresql+psycopg://news:***@127.0.0.1:1/news: ")
+    assert result.stderr.startswith(
+        "Error: cannot open the database postgresql+psycopg://news:***@127.0.0.1:1/news: "
+    )
     assert "hunter2" not in result.output and result.stderr.count("\n") == 1
 
 
-def test_the_default_database_is_a_file_in_the_workspace(runner: CliRunner, workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_default_database_is_a_file_in_the_workspace(
+    runner: CliRunner, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("NEWSLETTER_DATABASE_URL", raising=False)
     assert run(runner, workspace, "add", "a@example.com", "--newsletter", "daily").exit_code == 0
     assert (workspace / "newsletter.db").is_file()

@@ -11,11 +11,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Table, and_, delete, exists, func, insert, select, text, update
 
 from newsletter.store.schema import consent_events, subscribers, subscriptions, suppressions
 
-IN_CHUNK = 500  # parameters per IN (...) list: well under every database's limit
+IN_CHUNK = 5000  # parameters per IN (...) list: under SQLite's 32,766 and PostgreSQL's 65,535
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,14 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
             for raw in values:
                 if raw is None:
                     converted.append(None)
-                elif isinstance(raw, (dict, list)):
-                    converted.append(process(raw))
+                elif isinstance(raw, (dict, list)):  # unhashable: memoise only the empty ones
+                    if raw:
+                        converted.append(process(raw))
+                    else:
+                        empty = ("empty", type(raw))
+                        if empty not in memo:
+                            memo[empty] = process(raw)
+                        converted.append(memo[empty])
                 else:
                     if raw not in memo:
                         memo[raw] = process(raw)
@@ -111,6 +117,10 @@ def suppressed(conn: Connection, hashes: Iterable[str]) -> dict[str, str]:
     return found
 
 
+def any_suppressed(conn: Connection) -> bool:
+    return conn.execute(select(exists().where(suppressions.c.email_hash.is_not(None)))).scalar_one()
+
+
 def statuses(conn: Connection, subscriber_ids: Iterable[int]) -> dict[tuple[int, str], str]:
     """(subscriber id, newsletter) → status."""
     found: dict[tuple[int, str], str] = {}
@@ -124,6 +134,23 @@ def statuses(conn: Connection, subscriber_ids: Iterable[int]) -> dict[tuple[int,
 
 def insert_subscribers(conn: Connection, rows: list[dict[str, Any]]) -> None:
     bulk_insert(conn, subscribers, rows)
+
+
+def reserve_ids(conn: Connection, count: int) -> list[int]:
+    """Ids for `count` new subscribers, so that a bulk insert need not read them back.
+
+    SQLite: the caller holds the write lock (BEGIN IMMEDIATE), so max(id)+1… are free.
+    PostgreSQL: taken from the column's sequence, as the server would."""
+    if count <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        query = text(
+            "SELECT nextval(pg_get_serial_sequence('subscribers', 'id')) "
+            "FROM generate_series(1, :n)"
+        )
+        return [int(i) for (i,) in conn.execute(query, {"n": count})]
+    start = conn.execute(select(func.coalesce(func.max(subscribers.c.id), 0))).scalar_one() + 1
+    return list(range(start, start + count))
 
 
 def ids_of(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
