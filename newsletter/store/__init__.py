@@ -70,7 +70,9 @@ def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")  # WAL keeps it safe from corruption
-        cursor.execute("PRAGMA cache_size = -65536")  # 64 MB: large imports touch big indexes
+        cursor.execute(
+            "PRAGMA cache_size = -131072"
+        )  # 128 MB at most: big imports touch big indexes
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 

@@ -57,7 +57,8 @@ subscribers = Table(
     Column("id", Integer, primary_key=True),
     Column("email", String(320), nullable=False),  # as given
     Column("email_key", String(320), nullable=False, unique=True),  # domain lowercased, NFC
-    Column("email_hash", String(64), nullable=False, index=True),  # sha256 of email_key
+    Column("email_hash", String(64), nullable=False),  # sha256 of email_key (no index: joins go
+    # from subscribers to suppressions, whose key it is)
     Column("name", String(300), nullable=False, server_default=""),
     Column("tier", String(16), nullable=False, server_default="free"),
     Column("source", String(200), nullable=False, server_default=""),

@@ -31,7 +31,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_subscribers"),
         sa.UniqueConstraint("email_key", name="uq_subscribers_email_key"),
     )
-    op.create_index("ix_subscribers_email_hash", "subscribers", ["email_hash"])
     op.create_table(
         "subscriptions",
         sa.Column("subscriber_id", sa.Integer, nullable=False),
