@@ -71,6 +71,7 @@ class Publication(Section):
     language: str = "en"
     logo: AbsoluteUrl | None = None
     logo_width: int = Field(default=180, ge=16, le=600)
+    unsubscribe_mailto: str | None = None  # the List-Unsubscribe mailto address
     colors: Colors = Colors()
 
     @property

@@ -1,0 +1,112 @@
+"""Signed tokens for the links in an email: unsubscribe, preferences, confirm.
+
+HMAC-SHA256 (itsdangerous), one salt per purpose so a token made for one purpose never
+verifies for another. The payload names the subscriber by id and the newsletter by key:
+no email address is readable in it. Unsubscribe and preferences tokens do not expire (an
+unsubscribe link in a two-year-old email must still work); confirm tokens expire.
+
+The secret comes from NEWSLETTER_SECRET, or from the workspace's untracked `.secrets` file
+that `newsletter init` (or `newsletter secret`) creates. It is never printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets as random_secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from newsletter.errors import NewsletterError
+
+Purpose = Literal["unsubscribe", "preferences", "confirm"]
+SECRET_FILE = ".secrets"
+SECRET_ENV = "NEWSLETTER_SECRET"
+MIN_SECRET = 32
+CONFIRM_MAX_AGE = 7 * 24 * 3600
+
+
+class TokenError(NewsletterError):
+    """A token that is malformed, tampered with, for another purpose, or expired."""
+
+
+class SecretError(NewsletterError):
+    """No usable secret to sign tokens with."""
+
+
+@dataclass(frozen=True)
+class TokenData:
+    subscriber_id: int
+    newsletter: str | None
+
+
+def load_secret(workspace_root: Path) -> str:
+    """NEWSLETTER_SECRET, else the workspace's .secrets file; a clear error if neither."""
+    value = os.environ.get(SECRET_ENV)
+    source = SECRET_ENV
+    if not value:
+        path = workspace_root / SECRET_FILE
+        source = str(path)
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise SecretError(
+                f"no secret to sign unsubscribe links with: set {SECRET_ENV}, or run "
+                f"'newsletter secret' to create {SECRET_FILE} in the workspace (keep it out of git)"
+            ) from None
+    if len(value) < MIN_SECRET:
+        raise SecretError(
+            f"the secret in {source} is too short: use at least {MIN_SECRET} characters"
+        )
+    return value
+
+
+def create_secret_file(workspace_root: Path) -> Path | None:
+    """Write a new random .secrets (mode 600) unless one exists; the path if written."""
+    path = workspace_root / SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(random_secrets.token_urlsafe(48) + "\n")
+    return path
+
+
+class Signer:
+    def __init__(self, secret: str):
+        from itsdangerous import URLSafeTimedSerializer
+
+        self._serializers = {
+            purpose: URLSafeTimedSerializer(
+                secret,
+                salt=f"newsletter.{purpose}",
+                signer_kwargs={"digest_method": hashlib.sha256},
+            )
+            for purpose in ("unsubscribe", "preferences", "confirm")
+        }
+
+    def make(self, purpose: Purpose, subscriber_id: int, newsletter: str | None = None) -> str:
+        payload = [subscriber_id, newsletter] if newsletter else [subscriber_id]
+        return str(self._serializers[purpose].dumps(payload))
+
+    def read(self, purpose: Purpose, token: str, max_age: int | None = None) -> TokenData:
+        from itsdangerous import BadData, SignatureExpired
+
+        if max_age is None and purpose == "confirm":
+            max_age = CONFIRM_MAX_AGE
+        try:
+            payload = self._serializers[purpose].loads(token, max_age=max_age)
+        except SignatureExpired:
+            raise TokenError("this link has expired") from None
+        except (BadData, ValueError, TypeError, UnicodeError):
+            raise TokenError("this link is not valid") from None
+        if (
+            not isinstance(payload, list)
+            or not 1 <= len(payload) <= 2
+            or not isinstance(payload[0], int)
+            or (len(payload) == 2 and not isinstance(payload[1], str))
+        ):
+            raise TokenError("this link is not valid")
+        return TokenData(payload[0], payload[1] if len(payload) == 2 else None)
