@@ -118,10 +118,25 @@ class NewsletterConfig(Section):
         return self.description or f"You are receiving this because you subscribed to {self.title}."
 
 
+class SmtpSettings(Section):
+    """The password is never here: it comes from NEWSLETTER_SMTP_PASSWORD."""
+
+    host: str = "localhost"
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    connections: int = Field(default=4, ge=1, le=64)
+    rate: float = Field(default=0, ge=0)  # messages per second across connections; 0: no limit
+    timeout: float = Field(default=30, gt=0)
+    retries: int = Field(default=3, ge=0, le=10)  # for 4xx replies and dropped connections
+    retry_delay: float = Field(default=2.0, ge=0)  # seconds before the first retry, then doubled
+
+
 class Config(Section):
     publication: Publication
     newsletters: dict[str, NewsletterConfig]
     database: str = "sqlite:///newsletter.db"
+    smtp: SmtpSettings = SmtpSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

@@ -114,3 +114,36 @@ consent_events = Table(
     Column("detail", Text, nullable=False, server_default=""),
     Column("at", UtcDateTime, nullable=False),
 )
+
+# revision 0003: the send journal, one row per (issue, recipient), written before and after
+# each hand-off to a backend, so that a send survives a crash without sending anyone twice
+sends = Table(
+    "sends",
+    metadata,
+    Column("issue", String(96), primary_key=True),  # "<newsletter>/<date>"
+    Column("newsletter", String(64), nullable=False),
+    Column("backend", String(16), nullable=False),
+    Column("recipients", Integer, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+)
+
+send_journal = Table(
+    "send_journal",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("issue", String(96), ForeignKey("sends.issue", ondelete="CASCADE"), nullable=False),
+    Column("subscriber_id", Integer, nullable=False),  # no FK: an erased subscriber's row stays
+    Column(
+        "state", String(16), nullable=False
+    ),  # pending|claimed|inflight|sent|failed|skipped|unknown
+    Column("worker", String(96), nullable=False, server_default=""),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("message_id", String(255), nullable=False, server_default=""),
+    Column("provider_id", String(255), nullable=False, server_default=""),
+    Column("error", Text, nullable=False, server_default=""),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Index("ix_send_journal_issue_subscriber", "issue", "subscriber_id", unique=True),
+    Index("ix_send_journal_issue_state", "issue", "state"),
+)

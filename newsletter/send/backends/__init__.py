@@ -1,0 +1,25 @@
+"""The ways a message leaves: a local outbox of .eml files, SMTP, or SendGrid's API.
+
+`get_backend` imports only the chosen module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from newsletter.config import Config
+from newsletter.errors import NewsletterError
+from newsletter.send.backends.base import Backend
+
+NAMES = ("outbox", "smtp", "sendgrid")
+
+
+def get_backend(name: str, config: Config, outbox_dir: Path) -> Backend:
+    if name == "outbox":
+        from newsletter.send.backends.outbox import OutboxBackend
+
+        return OutboxBackend(outbox_dir)
+    if name == "smtp":
+        from newsletter.send.backends.smtp import SmtpBackend
+
+        return SmtpBackend(config.smtp)
+    raise NewsletterError(f"unknown backend '{name}' (use one of: {', '.join(NAMES)})")

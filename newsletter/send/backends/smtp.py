@@ -1,0 +1,195 @@
+"""SMTP: pooled connections (one per worker thread), reused for many messages.
+
+- 4xx replies (and a dropped connection before the message was accepted) are retried with
+  backoff; 5xx replies fail that recipient with the server's own text.
+- After an error inside a transaction the connection is reset (RSET) or, if that fails,
+  dropped; it is never reused as it was.
+- A timeout or a dropped connection after the final dot means the server may have the
+  message: the outcome is unknown, not failed, and it is not retried.
+The password comes only from NEWSLETTER_SMTP_PASSWORD.
+"""
+
+from __future__ import annotations
+
+import os
+import smtplib
+import ssl
+import threading
+import time
+from email.utils import parseaddr
+
+from newsletter.config import SmtpSettings
+from newsletter.send.backends.base import Outcome
+from newsletter.send.message import Message
+from newsletter.send.retry import delays
+
+PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
+
+
+def _reply_text(code: int, text: bytes | str) -> str:
+    body = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{code} {' '.join(body.split())}"
+
+
+class _DotTracking:
+    """Knows whether the final dot of a message went out: after it, the server may have
+    accepted the message whatever happens to the reply."""
+
+    dot_sent = False
+
+    def send(self, s: bytes | str) -> None:
+        super().send(s)  # type: ignore[misc]
+        if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
+            self.dot_sent = True
+
+
+class _SMTP(_DotTracking, smtplib.SMTP):
+    pass
+
+
+class _SMTPSSL(_DotTracking, smtplib.SMTP_SSL):
+    pass
+
+
+class SmtpBackend:
+    name = "smtp"
+    batch_size = 1
+
+    def __init__(self, settings: SmtpSettings, sender: str = ""):
+        self.settings = settings
+        self.parallel = settings.connections
+        self.password = os.environ.get(PASSWORD_ENV)
+        self.sender = sender
+        self._local = threading.local()
+        self._connections: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+        self._next_slot = 0.0
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context()
+        if s.security == "tls":
+            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                s.host, s.port, timeout=s.timeout, context=context
+            )
+        else:
+            conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            if s.security == "starttls":
+                conn.starttls(context=context)
+        if s.username:
+            conn.login(s.username, self.password or "")
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def _connection(self) -> smtplib.SMTP:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+    def _reset(self) -> None:
+        """After an error mid-transaction: RSET, or drop the connection if that fails."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        try:
+            code, _ = conn.rset()
+            if code != 250:
+                self._drop()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
+    def _throttle(self) -> None:
+        if not self.settings.rate:
+            return
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1 / self.settings.rate
+        if slot > now:
+            time.sleep(slot - now)
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send(self, messages: list[Message]) -> list[Outcome]:
+        return [self._send_one(m) for m in messages]
+
+    def _send_one(self, message: Message) -> Outcome:
+        envelope_from = self.sender or parseaddr(_header(message.data, b"From"))[1]
+        waits = delays(self.settings.retry_delay, self.settings.retries)
+        last = ""
+        for attempt in range(len(waits) + 1):
+            if attempt:
+                time.sleep(waits[attempt - 1])
+            self._throttle()
+            try:
+                conn = self._connection()
+            except (smtplib.SMTPException, OSError) as exc:
+                last = f"cannot connect to {self.settings.host}:{self.settings.port}: {exc}"
+                self._drop()
+                continue
+            conn.dot_sent = False  # type: ignore[attr-defined]
+            try:
+                refused = conn.sendmail(envelope_from, [message.to], message.data)
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, text = exc.recipients.get(message.to, (550, b"refused"))
+                self._reset()
+                if 400 <= code < 500:
+                    last = _reply_text(code, text)
+                    continue
+                return Outcome("failed", error=_reply_text(code, text))
+            except (
+                smtplib.SMTPResponseException
+            ) as exc:  # MAIL FROM, DATA refused, or after the dot
+                self._reset()
+                if 400 <= exc.smtp_code < 500:
+                    last = _reply_text(exc.smtp_code, exc.smtp_error)
+                    continue
+                return Outcome("failed", error=_reply_text(exc.smtp_code, exc.smtp_error))
+            except (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, OSError) as exc:
+                self._drop()
+                if getattr(conn, "dot_sent", False):
+                    return Outcome(
+                        "unknown", error=f"connection lost after the message was sent: {exc}"
+                    )
+                last = f"connection lost: {exc}"
+                continue
+            if refused:
+                code, text = refused[message.to]
+                return Outcome("failed", error=_reply_text(code, text))
+            return Outcome("sent", provider_id=message.message_id)
+        return Outcome("failed", error=f"gave up after {len(waits) + 1} attempts: {last}")
+
+    def settle(self, subscriber_ids: list[int]) -> None:
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                try:
+                    conn.close()
+                except OSError:
+                    pass
+
+
+def _header(data: bytes, name: bytes) -> str:
+    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+        if line.lower().startswith(name.lower() + b":"):
+            return line.split(b":", 1)[1].strip().decode("utf-8", "replace")
+    return ""

@@ -1,0 +1,279 @@
+"""The send journal: who an issue goes to, and what became of each message.
+
+A send fixes its recipients once (`start`, one transaction). Workers then `claim` pending
+rows (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite's write lock serialises claims), mark
+them `inflight` *before* handing them to a backend and `sent` or `failed` after. A row left
+`claimed` by a dead worker was never handed over and goes back to `pending`; a row left
+`inflight` has an unknown outcome and is not sent again unless asked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from newsletter.store.schema import (
+    UtcDateTime,
+    send_journal,
+    sends,
+    subscribers,
+    subscriptions,
+    suppressions,
+)
+from newsletter.store.subscribers import IN_CHUNK
+
+STATES = ("pending", "claimed", "inflight", "sent", "failed", "skipped", "unknown")
+
+
+@dataclass(frozen=True)
+class Claimed:
+    journal_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    tier: str
+    still_subscribed: bool
+
+
+class AlreadyStarting(Exception):
+    """Another process fixed the recipients at the same moment: start again to resume."""
+
+
+def started(conn: Connection, issue: str) -> dict[str, Any] | None:
+    row = conn.execute(select(sends).where(sends.c.issue == issue)).first()
+    return dict(row._mapping) if row else None
+
+
+def start(conn: Connection, issue: str, newsletter: str, backend: str, now: dt.datetime) -> int:
+    """Fix the recipients of a new send: every subscribed, unsuppressed subscriber, once."""
+    try:
+        conn.execute(
+            insert(sends).values(
+                issue=issue, newsletter=newsletter, backend=backend, recipients=0, started_at=now
+            )
+        )
+    except IntegrityError:
+        raise AlreadyStarting(issue) from None
+    not_suppressed = ~exists().where(suppressions.c.email_hash == subscribers.c.email_hash)
+    chosen = (
+        select(
+            literal(issue),
+            subscribers.c.id,
+            literal("pending"),
+            literal(now, UtcDateTime),
+        )
+        .join(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
+        .where(
+            subscriptions.c.newsletter == newsletter,
+            subscriptions.c.status == "subscribed",
+            not_suppressed,
+        )
+        .order_by(subscribers.c.id)
+    )
+    conn.execute(
+        insert(send_journal).from_select(["issue", "subscriber_id", "state", "updated_at"], chosen)
+    )
+    count = conn.execute(
+        select(func.count()).select_from(send_journal).where(send_journal.c.issue == issue)
+    ).scalar_one()
+    conn.execute(update(sends).where(sends.c.issue == issue).values(recipients=count))
+    return int(count)
+
+
+def recover(
+    conn: Connection,
+    issue: str,
+    is_dead: Callable[[str], bool],
+    now: dt.datetime,
+    settle: Callable[[list[int]], set[int]] | None = None,
+) -> tuple[int, int, int]:
+    """Rows abandoned by dead workers: claimed → pending; inflight → sent if `settle` proves
+    it (the outbox: the file exists), else → pending if settle proves it was not, else unknown.
+
+    Returns (released, settled as sent, unknown)."""
+    rows = conn.execute(
+        select(
+            send_journal.c.id,
+            send_journal.c.subscriber_id,
+            send_journal.c.state,
+            send_journal.c.worker,
+            send_journal.c.lease_until,
+        ).where(send_journal.c.issue == issue, send_journal.c.state.in_(("claimed", "inflight")))
+    ).all()
+    abandoned = [
+        r for r in rows if is_dead(r.worker) or (r.lease_until is not None and r.lease_until < now)
+    ]
+    claimed = [r.id for r in abandoned if r.state == "claimed"]
+    inflight = [r for r in abandoned if r.state == "inflight"]
+    delivered: set[int] = set()
+    pending = list(claimed)
+    unknown: list[int] = []
+    if settle is not None and inflight:
+        proven = settle([r.subscriber_id for r in inflight])
+        delivered = {r.id for r in inflight if r.subscriber_id in proven}
+        pending += [r.id for r in inflight if r.subscriber_id not in proven]
+    else:
+        unknown = [r.id for r in inflight]
+    mark(conn, pending, "pending", now, worker="")
+    mark(conn, sorted(delivered), "sent", now)
+    mark(
+        conn,
+        unknown,
+        "unknown",
+        now,
+        error="the process stopped after handing it over: outcome unknown",
+    )
+    return len(pending), len(delivered), len(unknown)
+
+
+def claim(
+    conn: Connection,
+    issue: str,
+    newsletter: str,
+    worker: str,
+    limit: int,
+    now: dt.datetime,
+    lease: dt.timedelta,
+) -> list[Claimed]:
+    """Up to `limit` pending rows for this worker, with what is needed to send to them."""
+    query = (
+        select(send_journal.c.id)
+        .where(send_journal.c.issue == issue, send_journal.c.state == "pending")
+        .order_by(send_journal.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = [i for (i,) in conn.execute(query)]
+    if not ids:
+        return []
+    conn.execute(
+        update(send_journal)
+        .where(send_journal.c.id.in_(ids))
+        .values(state="claimed", worker=worker, lease_until=now + lease, updated_at=now)
+    )
+    is_suppressed = exists().where(suppressions.c.email_hash == subscribers.c.email_hash)
+    details = conn.execute(
+        select(
+            send_journal.c.id,
+            send_journal.c.subscriber_id,
+            subscribers.c.email,
+            subscribers.c.name,
+            subscribers.c.tier,
+            subscriptions.c.status,
+            is_suppressed.label("suppressed"),
+        )
+        .select_from(send_journal)
+        .outerjoin(subscribers, subscribers.c.id == send_journal.c.subscriber_id)
+        .outerjoin(
+            subscriptions,
+            and_(
+                subscriptions.c.subscriber_id == send_journal.c.subscriber_id,
+                subscriptions.c.newsletter == newsletter,
+            ),
+        )
+        .where(send_journal.c.id.in_(ids))
+        .order_by(send_journal.c.id)
+    ).all()
+    return [
+        Claimed(
+            r.id,
+            r.subscriber_id,
+            r.email or "",
+            r.name or "",
+            r.tier or "free",
+            r.email is not None and r.status == "subscribed" and not r.suppressed,
+        )
+        for r in details
+    ]
+
+
+def mark(
+    conn: Connection,
+    ids: Sequence[int],
+    state: str,
+    now: dt.datetime,
+    *,
+    worker: str | None = None,
+    lease_until: dt.datetime | None = None,
+    message_ids: dict[int, str] | None = None,
+    provider_id: str = "",
+    error: str | dict[int, str] = "",
+) -> None:
+    """Set the state of journal rows (message ids and errors per row where given)."""
+    if not ids:
+        return
+    values: dict[str, Any] = {"state": state, "updated_at": now}
+    if worker is not None:
+        values["worker"] = worker
+    if state == "inflight":
+        values["lease_until"] = lease_until
+        values["attempts"] = send_journal.c.attempts + 1
+    if provider_id:
+        values["provider_id"] = provider_id
+    if isinstance(error, str) and error:
+        values["error"] = error
+    per_row = isinstance(error, dict) or message_ids
+    if not per_row:
+        for start in range(0, len(ids), IN_CHUNK):
+            conn.execute(
+                update(send_journal)
+                .where(send_journal.c.id.in_(ids[start : start + IN_CHUNK]))
+                .values(values)
+            )
+        return
+    for journal_id in ids:
+        row_values = dict(values)
+        if message_ids and journal_id in message_ids:
+            row_values["message_id"] = message_ids[journal_id]
+        if isinstance(error, dict) and journal_id in error:
+            row_values["error"] = error[journal_id]
+        conn.execute(update(send_journal).where(send_journal.c.id == journal_id).values(row_values))
+
+
+def counts(conn: Connection, issue: str) -> dict[str, int]:
+    query = (
+        select(send_journal.c.state, func.count())
+        .where(send_journal.c.issue == issue)
+        .group_by(send_journal.c.state)
+    )
+    found = {state: 0 for state in STATES}
+    found.update({state: int(n) for state, n in conn.execute(query)})
+    return found
+
+
+def rows(conn: Connection, issue: str, states: Iterable[str]) -> list[dict[str, Any]]:
+    query = (
+        select(send_journal, subscribers.c.email)
+        .outerjoin(subscribers, subscribers.c.id == send_journal.c.subscriber_id)
+        .where(send_journal.c.issue == issue, send_journal.c.state.in_(tuple(states)))
+        .order_by(send_journal.c.id)
+    )
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def resend_unknown(conn: Connection, issue: str, now: dt.datetime) -> int:
+    result = conn.execute(
+        update(send_journal)
+        .where(send_journal.c.issue == issue, send_journal.c.state == "unknown")
+        .values(state="pending", worker="", updated_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
+def finish(conn: Connection, issue: str, now: dt.datetime) -> None:
+    remaining = conn.execute(
+        select(func.count())
+        .select_from(send_journal)
+        .where(
+            send_journal.c.issue == issue,
+            or_(send_journal.c.state.in_(("pending", "claimed", "inflight"))),
+        )
+    ).scalar_one()
+    if remaining == 0:
+        conn.execute(update(sends).where(sends.c.issue == issue).values(finished_at=now))
