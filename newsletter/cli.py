@@ -386,3 +386,160 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         counts = (r.subscribed, r.pending, r.unsubscribed, r.suppressed)
         click.echo(line(r.newsletter, r.tier, *counts))
+
+
+# -- sending ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_context
+def secret(ctx: click.Context) -> None:
+    """Create the workspace's .secrets file (the key that signs unsubscribe links)."""
+    from newsletter.tokens import create_secret_file
+
+    with _user_errors():
+        ws = _workspace(ctx)
+        path = create_secret_file(ws.root)
+    if path is None:
+        click.echo(f"{ws.display(ws.root / '.secrets')} exists already; left as it is")
+    else:
+        click.echo(
+            f"created {ws.display(path)} (keep it out of git, and keep a copy: "
+            "the links signed with it stop working without it)"
+        )
+
+
+def _parse_at(_ctx: Any, _param: Any, value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"'{value}' is not a date and time like 2025-05-14T07:00"
+        ) from None
+
+
+@cli.command()
+@click.argument("issue")
+@click.option(
+    "--backend",
+    type=click.Choice(["outbox", "smtp", "sendgrid"]),
+    default="outbox",
+    show_default=True,
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Count the recipients per tier and show one message; send nothing.",
+)
+@click.option(
+    "--test",
+    "test",
+    multiple=True,
+    metavar="ADDR",
+    help="Send only to ADDR (repeatable), subject marked [TEST].",
+)
+@click.option(
+    "--test-tier", type=click.Choice(["free", "premium"]), default="premium", show_default=True
+)
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Send at most N messages now; resume later."
+)
+@click.option(
+    "--at", callback=_parse_at, help="Schedule (SendGrid only), in the newsletter's time zone."
+)
+@click.option("--late", is_flag=True, help="Send even though the issue's send window has closed.")
+@click.option(
+    "--resend-unknown", is_flag=True, help="Send again the messages whose outcome is unknown."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def send(
+    ctx: click.Context,
+    issue: str,
+    backend: str,
+    dry_run: bool,
+    test: tuple[str, ...],
+    test_tier: str,
+    limit: int | None,
+    at: dt.datetime | None,
+    late: bool,
+    resend_unknown: bool,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Send ISSUE (a file, or <newsletter>/<date>) to its subscribers, exactly once."""
+    import json
+
+    from newsletter.model import Tier
+    from newsletter.send import SendOptions, plan_send, run_send, sample
+
+    options = SendOptions(
+        backend=backend,
+        test=list(test),
+        test_tier=Tier(test_tier),
+        limit=limit,
+        late=late,
+        at=at,
+        resend_unknown=resend_unknown,
+    )
+    with _user_errors(), _store(ctx) as (ws, store):
+        plan = plan_send(ws, store, issue, options)
+        nl = ws.config.newsletters[plan.content.newsletter]
+        if dry_run:
+            message = sample(plan)
+            tiers = ", ".join(f"{n} {t}" for t, n in sorted(plan.by_tier.items())) or "none"
+            click.echo(
+                f"{plan.issue_key}: {plan.recipients} recipient(s) ({tiers}); dry run: nothing sent"
+            )
+            head = message.data.partition(b"\r\n\r\n")[0]
+            click.echo(head.decode("utf-8", "replace").replace("\r\n", "\n"))
+            click.echo("")
+            click.echo(plan.content.text[Tier(next(iter(plan.by_tier), "free"))][:2000])
+            return
+        if plan.resuming and plan.recipients == 0:
+            click.echo(
+                f"{plan.issue_key} was sent already: {plan.already_sent} sent"
+                + (
+                    f", {plan.unknown} unknown (--resend-unknown to send them again)"
+                    if plan.unknown
+                    else ""
+                )
+                + "; nothing to send"
+            )
+            return
+        real = backend != "outbox" and not test
+        if real and not yes:
+            if not sys.stdin.isatty():
+                _fail("sending to a real list needs confirmation: run on a terminal, or add --yes")
+            question = (
+                f"Send {nl.title} '{plan.content.subject}' to {plan.recipients} recipient(s)"
+                f" through {backend}?"
+            )
+            if not click.confirm(question):
+                _fail("not sent")
+        with _bytes_progress(
+            plan.recipients * 1000 if plan.recipients > 200 else 0, "Sending"
+        ) as progress:
+            report = run_send(
+                plan, store, on_progress=(lambda d, t: progress(d * 1000, t)) if progress else None
+            )
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+    else:
+        for email, error in report.failures[:50]:
+            click.echo(f"failed {email}: {error}", err=True)
+        for email in report.unknowns[:50]:
+            click.echo(
+                f"unknown {email}: the outcome is unknown (--resend-unknown to send again)",
+                err=True,
+            )
+        click.echo(
+            f"{report.issue} via {report.backend}: {report.sent} sent, {report.failed} failed, "
+            f"{report.skipped} skipped, {report.already_sent} already sent, "
+            f"{report.unknown} unknown in {report.seconds:.1f} s ({report.rate:.0f}/s)"
+        )
+    if report.failed or report.unknown:
+        sys.exit(PARTIAL)

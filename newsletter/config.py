@@ -112,6 +112,7 @@ class NewsletterConfig(Section):
     description: Text | None = None
     utm: Utm = Utm()
     collect: Collect | None = None
+    send_window_days: int = Field(default=1, ge=1, le=365)  # 1: until the end of the date
 
     @property
     def why(self) -> str:

@@ -195,7 +195,7 @@ def email(
         "",
         _rule("="),
         "",
-        wrap(f"You are receiving this email at {marker('email')}. {nl.why}"),
+        wrap(f"This email was sent to {marker('email')}. {nl.why}"),
         "",
         f"Manage your preferences: {marker('preferences_url')}",
         f"Unsubscribe: {marker('unsubscribe_url')}",

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from newsletter.errors import WorkspaceError
+from newsletter.tokens import create_secret_file
 from newsletter.workspace import Workspace
 
 SKELETON = Path(__file__).parent / "skeleton"
@@ -41,6 +42,9 @@ def init(target: Path, today: dt.date | None = None) -> list[Path]:
         else:
             shutil.copyfile(source, dest)
         created.append(dest)
+    secret = create_secret_file(target)
+    if secret is not None:
+        created.append(secret)
     return created
 
 
