@@ -484,6 +484,7 @@ def send(
         late=late,
         at=at,
         resend_unknown=resend_unknown,
+        dry_run=dry_run,
     )
     with _user_errors(), _store(ctx) as (ws, store):
         plan = plan_send(ws, store, issue, options)

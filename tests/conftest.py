@@ -142,3 +142,90 @@ def store(db_url: str):  # type: ignore[no-untyped-def]
     s = open_store(db_url)
     yield s
     s.close()
+
+
+# -- sending ------------------------------------------------------------------------------
+
+
+class SmtpRecorder:
+    """An aiosmtpd handler that keeps every accepted message and can misbehave on demand."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+        self.rcpt_replies: dict[str, list[str]] = {}  # address → replies to give, in order
+        self.data_delay = 0.0
+        self.data_replies: list[str] = []
+        self.connections = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        replies = self.rcpt_replies.get(address)
+        if replies:
+            return replies.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+        import asyncio
+
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
+        if self.data_replies:
+            return self.data_replies.pop(0)
+        self.messages.append(
+            (
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                envelope.original_content or envelope.content,
+            )
+        )
+        return "250 Message accepted for delivery"
+
+    def received(self) -> list[str]:
+        return [to for _, tos, _ in self.messages for to in tos]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server():  # type: ignore[no-untyped-def]
+    """A real SMTP server (aiosmtpd) on loopback."""
+    from aiosmtpd.controller import Controller
+
+    recorder = SmtpRecorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    recorder.port = controller.port  # type: ignore[attr-defined]
+    yield recorder
+    controller.stop()
+
+
+@pytest.fixture
+def sending(workspace: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The sample workspace with a database and a signing secret, ready to send."""
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", db_url)
+    monkeypatch.setenv("NEWSLETTER_SECRET", "test-secret-" + "x" * 40)
+    return workspace
+
+
+def use_smtp(workspace: Path, port: int, **settings: object) -> None:
+    values = {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "connections": 2,
+        "retry_delay": 0.01,
+        "timeout": 5,
+        **settings,
+    }
+    lines = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in values.items())
+    config = workspace / "newsletter.toml"
+    config.write_text(config.read_text() + f"\n[smtp]\n{lines}\n")
