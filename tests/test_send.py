@@ -74,7 +74,7 @@ def test_list_unsubscribe_is_literal_on_the_wire(runner: CliRunner, sending: Pat
     subscribe(runner, sending, "a@example.com,A,free\n")
     assert run(runner, sending, "send", ISSUE, "--late").exit_code == 0
     raw = next((sending / "outbox" / ISSUE).glob("*.eml")).read_bytes()
-    header = [line for line in raw.split(b"\r\n") if line.startswith(b"List-Unsubscribe:")][0]
+    header = next(line for line in raw.split(b"\r\n") if line.startswith(b"List-Unsubscribe:"))
     assert header.startswith(
         b"List-Unsubscribe: <https://newsletters.harbourledger.example/unsubscribe/"
     )
