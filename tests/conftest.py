@@ -156,6 +156,7 @@ class SmtpRecorder:
         self.data_delay = 0.0
         self.data_replies: list[str] = []
         self.connections = 0
+        self.data_attempts = 0
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):  # type: ignore[no-untyped-def]
         self.connections += 1
@@ -172,6 +173,7 @@ class SmtpRecorder:
     async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
         import asyncio
 
+        self.data_attempts += 1
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
         if self.data_replies:

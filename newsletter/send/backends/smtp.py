@@ -71,11 +71,11 @@ class SmtpBackend:
         s = self.settings
         context = ssl.create_default_context()
         if s.security == "tls":
-            conn: smtplib.SMTP = smtplib.SMTP_SSL(
+            conn: smtplib.SMTP = _SMTPSSL(
                 s.host, s.port, timeout=s.timeout, context=context
             )
         else:
-            conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout)
+            conn = _SMTP(s.host, s.port, timeout=s.timeout)
             if s.security == "starttls":
                 conn.starttls(context=context)
         if s.username:
