@@ -14,10 +14,31 @@ from typing import TextIO
 MANIFEST = "manifest.json"
 
 
+def temp_prefix(path: Path) -> str:
+    """Temp files are named after their target and their writer's process id, so that the
+    debris of a killed writer can be told from another writer's work in progress."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def remove_debris(folder: Path) -> int:
+    """Delete temp files left in `folder` by writers that no longer run; return how many."""
+    removed = 0
+    for tmp in folder.glob(".*.tmp"):
+        try:
+            pid = int(tmp.name.rsplit(".", 3)[-3])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+            removed += 1
+        except (ValueError, IndexError, PermissionError):
+            continue
+    return removed
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Temp file in the same folder, fsync, rename: a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

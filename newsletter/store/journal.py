@@ -90,7 +90,7 @@ def recover(
     issue: str,
     is_dead: Callable[[str], bool],
     now: dt.datetime,
-    settle: Callable[[list[int]], set[int]] | None = None,
+    settle: Callable[[list[int]], set[int] | None] | None = None,
 ) -> tuple[int, int, int]:
     """Rows abandoned by dead workers: claimed → pending; inflight → sent if `settle` proves
     it (the outbox: the file exists), else → pending if settle proves it was not, else unknown.
@@ -113,12 +113,14 @@ def recover(
     delivered: set[int] = set()
     pending = list(claimed)
     unknown: list[int] = []
-    if settle is not None and inflight:
-        proven = settle([r.subscriber_id for r in inflight])
+    proven = (
+        settle([r.subscriber_id for r in inflight]) if settle is not None and inflight else None
+    )
+    if proven is None:
+        unknown = [r.id for r in inflight]
+    else:
         delivered = {r.id for r in inflight if r.subscriber_id in proven}
         pending += [r.id for r in inflight if r.subscriber_id not in proven]
-    else:
-        unknown = [r.id for r in inflight]
     mark(conn, pending, "pending", now, worker="")
     mark(conn, sorted(delivered), "sent", now)
     mark(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsletter.output import atomic_write
+from newsletter.output import atomic_write, remove_debris
 from newsletter.send.backends.base import Outcome
 from newsletter.send.message import Message
 
@@ -17,6 +17,8 @@ class OutboxBackend:
 
     def __init__(self, folder: Path):
         self.folder = folder
+        if folder.is_dir():
+            remove_debris(folder)  # a killed send's half-written files: never delivered
 
     def path(self, subscriber_id: int) -> Path:
         return self.folder / f"{subscriber_id:09d}.eml"

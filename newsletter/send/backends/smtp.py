@@ -71,9 +71,7 @@ class SmtpBackend:
         s = self.settings
         context = ssl.create_default_context()
         if s.security == "tls":
-            conn: smtplib.SMTP = _SMTPSSL(
-                s.host, s.port, timeout=s.timeout, context=context
-            )
+            conn: smtplib.SMTP = _SMTPSSL(s.host, s.port, timeout=s.timeout, context=context)
         else:
             conn = _SMTP(s.host, s.port, timeout=s.timeout)
             if s.security == "starttls":
