@@ -133,11 +133,23 @@ class SmtpSettings(Section):
     retry_delay: float = Field(default=2.0, ge=0)  # seconds before the first retry, then doubled
 
 
+class SendGridSettings(Section):
+    """The API key is never here: it comes from SENDGRID_API_KEY."""
+
+    host: AbsoluteUrl = "https://api.sendgrid.com"  # SENDGRID_API_HOST overrides it
+    batch_size: int = Field(default=1000, ge=1, le=1000)  # personalizations per request
+    parallel: int = Field(default=4, ge=1, le=32)  # requests in flight
+    timeout: float = Field(default=30, gt=0)
+    retries: int = Field(default=5, ge=0, le=10)  # for 429 and 5xx answers
+    retry_delay: float = Field(default=1.0, ge=0)
+
+
 class Config(Section):
     publication: Publication
     newsletters: dict[str, NewsletterConfig]
     database: str = "sqlite:///newsletter.db"
     smtp: SmtpSettings = SmtpSettings()
+    sendgrid: SendGridSettings = SendGridSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from newsletter.cli import cli
 from newsletter.config import SmtpSettings
 from newsletter.send.backends.smtp import SmtpBackend
+from newsletter.model import Tier
 from newsletter.send.message import Message
 from tests.conftest import SmtpRecorder, free_port, use_smtp
 
@@ -20,7 +21,9 @@ def message(n: int, to: str | None = None) -> Message:
         f"From: Brief <brief@harbourledger.example>\r\nTo: {to}\r\nSubject: n{n}\r\n"
         f"Message-ID: <m{n}@harbourledger.example>\r\n\r\nHello {n}\r\n"
     ).encode()
-    return Message(n, to, f"<m{n}@harbourledger.example>", data)
+    return Message(
+        n, to, "", Tier.FREE, f"<m{n}@harbourledger.example>", {}, "", factory=None, _data=data
+    )  # type: ignore[arg-type]
 
 
 def backend(port: int, **settings: object) -> SmtpBackend:

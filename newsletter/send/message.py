@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from urllib.parse import quote
@@ -70,12 +70,27 @@ class Recipient:
     tier: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Message:
+    """One recipient's message. The MIME bytes are assembled only when a backend asks for
+    them (SMTP, outbox); SendGrid sends the per-recipient values instead."""
+
     subscriber_id: int
     to: str
+    name: str
+    tier: Tier
     message_id: str
-    data: bytes  # the whole message, CRLF line ends, ready for SMTP or a .eml file
+    values: dict[str, str]
+    list_unsubscribe: str
+    factory: MessageFactory = field(repr=False)
+    _data: bytes | None = field(default=None, repr=False)
+
+    @property
+    def data(self) -> bytes:
+        """The whole message, CRLF line ends, ready for SMTP or a .eml file."""
+        if self._data is None:
+            self._data = self.factory.render(self)
+        return self._data
 
 
 @dataclass(frozen=True)
@@ -113,6 +128,11 @@ class MessageFactory:
         self.domain = sender.rsplit("@", 1)[1].lower()
         self.mailto = pub.unsubscribe_mailto or f"unsubscribe@{self.domain}"
         subject = ("[TEST] " if test else "") + content.subject
+        # what API backends (SendGrid) need besides the MIME bytes
+        self.subject = clean(subject)
+        self.sender = (clean(sender_name), sender)
+        self.reply_to = tuple(clean(p) for p in parseaddr(nl.reply_to)) if nl.reply_to else None
+        self.list_id = f"{clean(nl.title)} <{content.newsletter}.{self.domain}>"
         self.boundary = "=_nl_" + hashlib.sha256(content.key.encode()).hexdigest()[:28]
         common = [
             _header("From", _address(sender_name, sender)),
@@ -145,16 +165,27 @@ class MessageFactory:
     def build(self, recipient: Recipient) -> Message:
         tier = Tier.PREMIUM if recipient.tier == "premium" else Tier.FREE
         values = self.values(recipient)
-        text = placeholders.fill(self.content.text[tier], values, for_html=False)
-        html = placeholders.fill(self.content.html[tier], values, for_html=True)
-        message_id = self.message_id(recipient.id)
         token = values["unsubscribe_url"].rsplit("/", 1)[1]
         mailto = f"mailto:{self.mailto}?subject={quote('unsubscribe ' + token)}"
+        return Message(
+            subscriber_id=recipient.id,
+            to=clean(recipient.email),
+            name=clean(recipient.name),
+            tier=tier,
+            message_id=self.message_id(recipient.id),
+            values=values,
+            list_unsubscribe=f"<{values['unsubscribe_url']}>, <{mailto}>",
+            factory=self,
+        )
+
+    def render(self, message: Message) -> bytes:
+        text = placeholders.fill(self.content.text[message.tier], message.values, for_html=False)
+        html = placeholders.fill(self.content.html[message.tier], message.values, for_html=True)
         personal = b"".join(
             [
-                _header("To", _address(recipient.name, recipient.email)),
-                _header("Message-ID", message_id),
-                _header("List-Unsubscribe", f"<{values['unsubscribe_url']}>, <{mailto}>"),
+                _header("To", _address(message.name, message.to)),
+                _header("Message-ID", message.message_id),
+                _header("List-Unsubscribe", message.list_unsubscribe),
                 _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             ]
         )
@@ -163,7 +194,7 @@ class MessageFactory:
             b"Content-Type: text/%s; charset=utf-8\r\n"
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         )
-        data = b"".join(
+        return b"".join(
             [
                 self.common,
                 personal,
@@ -180,4 +211,3 @@ class MessageFactory:
                 b"--" + boundary + b"--\r\n",
             ]
         )
-        return Message(recipient.id, clean(recipient.email), message_id, data)
