@@ -231,3 +231,18 @@ def use_smtp(workspace: Path, port: int, **settings: object) -> None:
     lines = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in values.items())
     config = workspace / "newsletter.toml"
     config.write_text(config.read_text() + f"\n[smtp]\n{lines}\n")
+
+
+SENDGRID_KEY = "SG.test-key-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.fixture
+def fake_sendgrid(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """A SendGrid-compatible API on loopback, with SENDGRID_API_KEY and _HOST pointing at it."""
+    from tests.sendgrid_fake import FakeSendGrid
+
+    fake = FakeSendGrid(SENDGRID_KEY)
+    monkeypatch.setenv("SENDGRID_API_KEY", SENDGRID_KEY)
+    monkeypatch.setenv("SENDGRID_API_HOST", fake.url)
+    yield fake
+    fake.close()

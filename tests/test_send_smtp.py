@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from newsletter.cli import cli
 from newsletter.config import SmtpSettings
-from newsletter.send.backends.smtp import SmtpBackend
 from newsletter.model import Tier
+from newsletter.send.backends.smtp import SmtpBackend
 from newsletter.send.message import Message
 from tests.conftest import SmtpRecorder, free_port, use_smtp
 

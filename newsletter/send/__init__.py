@@ -150,8 +150,17 @@ def plan_send(workspace: Workspace, store: Store, ref: str, options: SendOptions
     now = options.now or dt.datetime.now(dt.UTC)
     path = _resolve(workspace, ref)
     content, status = _content(workspace, path)
-    if options.at is not None and options.backend != "sendgrid":
-        raise SendError("scheduled sending (--at) needs the sendgrid backend")
+    if options.at is not None:
+        if options.backend != "sendgrid":
+            raise SendError("scheduled sending (--at) needs the sendgrid backend")
+        if options.at.tzinfo is None:
+            tz = ZoneInfo(workspace.config.publication.timezone)
+            options.at = options.at.replace(tzinfo=tz)
+        if not now < options.at <= now + dt.timedelta(hours=72):
+            raise SendError(
+                f"--at {options.at:%Y-%m-%d %H:%M %Z} is not within the next 72 hours "
+                "(SendGrid schedules at most 72 hours ahead)"
+            )
     secret = load_secret(workspace.root)
     if not options.test and not options.dry_run:
         if status != "ready":
@@ -235,11 +244,15 @@ def run_send(plan: SendPlan, store: Store, on_progress: Progress | None = None) 
     outbox = workspace.root / "outbox" / content.newsletter / content.date.isoformat()
     if options.test:
         outbox = outbox / "test"
-    backend = get_backend(options.backend, workspace.config, outbox)
+    send_at = int(options.at.timestamp()) if options.at is not None else None
+    backend = get_backend(options.backend, workspace.config, outbox, send_at=send_at)
     signer = Signer(plan.secret)
     factory = MessageFactory(
         workspace.config, content, signer, plan.secret, now, test=bool(options.test)
     )
+    use = getattr(backend, "use", None)
+    if use is not None:
+        use(factory)  # API backends send the shared bodies and per-recipient values
     report = SendReport(content.key, backend.name)
     started = time.perf_counter()
     try:
@@ -342,7 +355,12 @@ def _send_list(
                         c.journal_id: m.message_id for c, m in zip(live, messages, strict=True)
                     },
                 )
-            outcomes = backend.send(messages) if messages else []
+            try:
+                outcomes = backend.send(messages) if messages else []
+            except NewsletterError:  # the provider refused the request itself: nothing went out
+                with store.begin() as conn:
+                    journal.mark(conn, ids, "pending", _now(options), worker="")
+                raise
             by_state: dict[str, list[int]] = {"sent": [], "failed": [], "unknown": []}
             errors: dict[int, str] = {}
             for c, o in zip(live, outcomes, strict=True):

@@ -13,7 +13,7 @@ from newsletter.send.backends.base import Backend
 NAMES = ("outbox", "smtp", "sendgrid")
 
 
-def get_backend(name: str, config: Config, outbox_dir: Path) -> Backend:
+def get_backend(name: str, config: Config, outbox_dir: Path, send_at: int | None = None) -> Backend:
     if name == "outbox":
         from newsletter.send.backends.outbox import OutboxBackend
 
@@ -22,4 +22,8 @@ def get_backend(name: str, config: Config, outbox_dir: Path) -> Backend:
         from newsletter.send.backends.smtp import SmtpBackend
 
         return SmtpBackend(config.smtp)
+    if name == "sendgrid":
+        from newsletter.send.backends.sendgrid import SendGridBackend
+
+        return SendGridBackend(config.sendgrid, send_at=send_at)
     raise NewsletterError(f"unknown backend '{name}' (use one of: {', '.join(NAMES)})")

@@ -1,0 +1,229 @@
+"""SendGrid's v3 Mail Send API through the official `sendgrid` library (the only importer).
+
+One request carries up to 1,000 personalizations that share one HTML and one text body;
+each recipient's values travel as `substitutions` (HTML-escaped copies for the HTML part,
+under their own tags), `custom_args` carry opaque ids of the issue and subscriber for the
+event webhook (never the address: SendGrid keeps them), and a category names the newsletter.
+
+- the API key only from SENDGRID_API_KEY; masked in every error; and the library's HTTP
+  client, which logs the Authorization header at DEBUG, is kept above DEBUG;
+- an explicit timeout on every request (the library has none);
+- 429: wait until X-RateLimit-Reset; 5xx: retried with backoff and jitter, bounded;
+- a timeout or a dropped connection after the request went out: the outcome is unknown;
+- 400/401/403/413: the send stops with the API's own error text.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import threading
+import time
+import urllib.error
+from typing import Any
+
+from newsletter.config import SendGridSettings
+from newsletter.errors import NewsletterError
+from newsletter.placeholders import NAMES
+from newsletter.send.backends.base import Outcome
+from newsletter.send.message import Message, MessageFactory
+from newsletter.send.retry import delays
+
+KEY_ENV = "SENDGRID_API_KEY"
+HOST_ENV = "SENDGRID_API_HOST"
+SUBSTITUTIONS_LIMIT = 10_000  # bytes per personalization (SendGrid's documented limit)
+STOP_STATUSES = (400, 401, 403, 413)
+
+
+class SendGridStop(NewsletterError):
+    """SendGrid refused the request in a way retrying cannot fix: the send stops."""
+
+
+def _tag(name: str, part: str) -> str:
+    return f"%%{name}.{part}%%"
+
+
+def _mask(text: str, key: str) -> str:
+    return text.replace(key, "SG.***") if key else text
+
+
+def _quiet_library_logging() -> None:
+    """python_http_client logs request headers (with the API key) at DEBUG: never let it."""
+    logging.getLogger("python_http_client").setLevel(logging.INFO)
+
+
+class SendGridBackend:
+    name = "sendgrid"
+
+    def __init__(self, settings: SendGridSettings, send_at: int | None = None):
+        key = os.environ.get(KEY_ENV, "")
+        if not key:
+            raise NewsletterError(f"the sendgrid backend needs the API key in {KEY_ENV}")
+        self.key = key
+        self.settings = settings
+        self.host = os.environ.get(HOST_ENV) or settings.host
+        self.batch_size = settings.batch_size
+        self.parallel = settings.parallel
+        self.send_at = send_at
+        self.factory: MessageFactory | None = None
+        self._local = threading.local()
+        _quiet_library_logging()
+
+    def use(self, factory: MessageFactory) -> None:
+        self.factory = factory
+
+    def _client(self) -> Any:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            from sendgrid import SendGridAPIClient
+
+            client = self._local.client = SendGridAPIClient(api_key=self.key, host=self.host)
+        return client
+
+    # -- the request -----------------------------------------------------------------------
+
+    def payload(self, messages: list[Message]) -> dict[str, Any]:
+        factory = self.factory
+        assert factory is not None, "use(factory) first"
+        tier = messages[0].tier
+        content = factory.content
+        text = content.text[tier]
+        page = content.html[tier]
+        for name in NAMES:  # each part gets its own tags: escaped values for HTML only
+            text = text.replace(f"%%{name}%%", _tag(name, "text"))
+            page = page.replace(f"%%{name}%%", _tag(name, "html"))
+        personalizations = []
+        for m in messages:
+            substitutions = {}
+            for name in NAMES:
+                substitutions[_tag(name, "text")] = m.values[name]
+                substitutions[_tag(name, "html")] = html.escape(m.values[name], quote=True)
+            size = sum(len(k.encode()) + len(v.encode()) for k, v in substitutions.items())
+            if size > SUBSTITUTIONS_LIMIT:
+                raise ValueError(f"substitutions of {m.to} are {size} bytes, over SendGrid's limit")
+            to = {"email": m.to, **({"name": m.name} if m.name else {})}
+            personalizations.append(
+                {
+                    "to": [to],
+                    "substitutions": substitutions,
+                    "custom_args": {"nl_issue": content.key, "nl_subscriber": str(m.subscriber_id)},
+                    "headers": {"List-Unsubscribe": m.list_unsubscribe},
+                }
+            )
+        sender_name, sender = factory.sender
+        body: dict[str, Any] = {
+            "from": {"email": sender, **({"name": sender_name} if sender_name else {})},
+            "subject": factory.subject,
+            "content": [
+                {"type": "text/plain", "value": text},
+                {"type": "text/html", "value": page},
+            ],
+            "personalizations": personalizations,
+            "headers": {
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+                "List-Id": factory.list_id,
+                "X-Newsletter-Issue": content.key,
+            },
+            "categories": [f"newsletter:{content.newsletter}"],
+            "custom_args": {"nl_issue": content.key},
+        }
+        if factory.reply_to:
+            name, address = factory.reply_to
+            body["reply_to"] = {"email": address, **({"name": name} if name else {})}
+        if self.send_at is not None:
+            body["send_at"] = self.send_at
+        return body
+
+    def send(self, messages: list[Message]) -> list[Outcome]:
+        """One request per tier (the bodies differ); a request's messages share its outcome."""
+        results: dict[int, Outcome] = {}
+        for tier in sorted({m.tier for m in messages}):
+            group = [m for m in messages if m.tier == tier]
+            outcome = self._post(self.payload(group))
+            results.update((m.subscriber_id, outcome) for m in group)
+        return [results[m.subscriber_id] for m in messages]
+
+    def _post(self, body: dict[str, Any]) -> Outcome:
+        from python_http_client.exceptions import HTTPError
+
+        waits = delays(self.settings.retry_delay, self.settings.retries)
+        attempt = 0
+        while True:
+            try:
+                response = self._client().client.mail.send.post(
+                    request_body=body, timeout=self.settings.timeout
+                )
+            except HTTPError as exc:
+                status = int(getattr(exc, "status_code", 0) or 0)
+                text = _mask(_error_text(exc), self.key)
+                if status in STOP_STATUSES:
+                    raise SendGridStop(f"SendGrid refused the request ({status}): {text}") from None
+                if attempt >= len(waits):
+                    return Outcome(
+                        "failed", error=f"SendGrid answered {status} {attempt + 1} times: {text}"
+                    )
+                if status == 429:
+                    time.sleep(_until_reset(exc, waits[attempt]))
+                elif 500 <= status < 600:
+                    time.sleep(waits[attempt])
+                else:
+                    return Outcome("failed", error=f"SendGrid answered {status}: {text}")
+                attempt += 1
+                continue
+            except TimeoutError as exc:
+                return Outcome(
+                    "unknown",
+                    error=f"no answer from SendGrid within {self.settings.timeout:g} s: {exc}",
+                )
+            except urllib.error.URLError as exc:
+                reason = exc.reason
+                if isinstance(reason, TimeoutError):
+                    return Outcome("unknown", error=f"no answer from SendGrid: {reason}")
+                if isinstance(reason, ConnectionRefusedError) and attempt < len(waits):
+                    time.sleep(waits[attempt])  # refused before anything was sent: safe to retry
+                    attempt += 1
+                    continue
+                return Outcome(
+                    "unknown", error=_mask(f"connection to SendGrid lost: {reason}", self.key)
+                )
+            except (ConnectionError, OSError) as exc:  # dropped after the request went out
+                return Outcome(
+                    "unknown", error=_mask(f"connection to SendGrid lost: {exc}", self.key)
+                )
+            message_id = ""
+            headers = getattr(response, "headers", None)
+            if headers is not None:
+                message_id = headers.get("X-Message-Id", "") or ""
+            return Outcome("sent", provider_id=message_id)
+
+    def settle(self, subscriber_ids: list[int]) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def _error_text(exc: Any) -> str:
+    body = getattr(exc, "body", b"") or b""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    try:
+        errors = json.loads(text).get("errors", [])
+        messages = [
+            e.get("message", "") + (f" ({e['field']})" if e.get("field") else "") for e in errors
+        ]
+        if messages:
+            return "; ".join(messages)
+    except (ValueError, AttributeError):
+        pass
+    return " ".join(text.split())[:500] or str(getattr(exc, "reason", ""))
+
+
+def _until_reset(exc: Any, fallback: float) -> float:
+    headers = getattr(exc, "headers", None)
+    reset = headers.get("X-RateLimit-Reset") if headers is not None else None
+    try:
+        return max(0.0, min(float(reset) - time.time(), 60.0)) if reset else fallback
+    except ValueError:
+        return fallback
