@@ -30,6 +30,9 @@ OWNERS = {
     "markdown_it": {"markdown", "plaintext"},
     "yaml": {"issuefile"},
     "email_validator": {"addresses"},
+    "sendgrid": {"sendgrid"},
+    "python_http_client": {"sendgrid"},
+    "itsdangerous": {"tokens"},
 }
 # a library owned by a package: only modules inside it may import the library
 PACKAGE_OWNERS = {"sqlalchemy": "store", "alembic": "store", "psycopg": "store"}
