@@ -115,3 +115,13 @@ class ArticleView:
     digest: tuple[str, ...]
     whos_who: tuple[WhosWho, ...]
     source_date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What a send needs of one subscriber."""
+
+    id: int
+    email: str
+    name: str
+    tier: str

@@ -6,10 +6,10 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import IO, Any
 
 MANIFEST = "manifest.json"
 
@@ -35,29 +35,14 @@ def remove_debris(folder: Path) -> int:
     return removed
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: a reader never sees half a file."""
+@contextmanager
+def _atomic_file(path: Path, mode: str, **options: Any) -> Iterator[IO[Any]]:
+    """Write through a temp file in the same folder, fsync, rename: a reader never sees half
+    a file, and the old one stays whole until the new one is complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def atomic_text(path: Path, newline: str = "") -> Iterator[TextIO]:
-    """A text file written through a temp file: the old file stays whole until it is done."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
+        with os.fdopen(fd, mode, **options) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -66,6 +51,16 @@ def atomic_text(path: Path, newline: str = "") -> Iterator[TextIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    with _atomic_file(path, "wb") as handle:
+        handle.write(data)
+
+
+def atomic_text(path: Path, newline: str = "") -> AbstractContextManager[IO[Any]]:
+    """A text file (UTF-8) written atomically, for output streamed row by row."""
+    return _atomic_file(path, "w", encoding="utf-8", newline=newline)
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:

@@ -8,8 +8,8 @@ import email.policy
 import time
 
 from newsletter.config import load_config
-from newsletter.model import Tier
-from newsletter.send.message import IssueContent, MessageFactory, Recipient
+from newsletter.model import Recipient, Tier
+from newsletter.send.message import IssueContent, MessageFactory
 from newsletter.tokens import Signer
 from tests.conftest import REPO
 

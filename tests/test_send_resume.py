@@ -105,3 +105,36 @@ def test_outbox_send_killed_mid_way_settles_by_its_files(sending: Path, db_url: 
     assert len(list(folder.glob("*.eml"))) == COUNT
     assert not list(folder.glob(".*.tmp"))  # no half-written file left behind
     assert len(addresses) == COUNT
+
+
+def test_three_senders_share_one_issue_on_postgresql(
+    sending: Path, db_url: str, smtp_server: SmtpRecorder
+) -> None:
+    """Several `newsletter send` processes on one issue: each claims its own batches
+    (FOR UPDATE SKIP LOCKED); one is killed; together they still reach everyone once."""
+    import pytest
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("concurrent senders need a server database (PostgreSQL)")
+    use_smtp(sending, smtp_server.port, connections=1)
+    addresses = _subscribe(sending)
+    smtp_server.data_delay = 0.004
+    senders = [_send(sending, db_url, "--backend", "smtp", "--json") for _ in range(3)]
+    _kill_when(senders[1], lambda: len(smtp_server.messages) >= 60)
+    reports = []
+    for process in (senders[0], senders[2]):
+        out, err = process.communicate(timeout=120)
+        assert out, err.decode()
+        reports.append(json.loads(out))
+    assert all(r["sent"] > 0 for r in reports)  # both survivors did part of the work
+    final = _send(
+        sending, db_url, "--backend", "smtp", "--json"
+    )  # picks up what the killed one held
+    out, err = final.communicate(timeout=120)
+    last = json.loads(out)
+    received = collections.Counter(smtp_server.received())
+    assert [a for a, n in received.items() if n > 1] == []
+    unknown = set(last["unknown_recipients"])
+    assert len(unknown) <= 1  # the killed sender had one connection, so one message in flight
+    assert {a for a in addresses if received[a] == 0} <= unknown
+    assert len(received) + len(unknown - set(received)) == COUNT

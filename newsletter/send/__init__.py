@@ -23,10 +23,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from newsletter.errors import NewsletterError
-from newsletter.model import Tier
+from newsletter.model import Recipient, Tier
 from newsletter.send.backends import get_backend
 from newsletter.send.backends.base import Backend
-from newsletter.send.message import IssueContent, Message, MessageFactory, Recipient
+from newsletter.send.message import IssueContent, Message, MessageFactory
 from newsletter.store import Store, journal
 from newsletter.tokens import Signer, load_secret
 from newsletter.workspace import Workspace, parse_issue_name

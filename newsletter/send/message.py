@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from newsletter import placeholders
 from newsletter.config import Config
-from newsletter.model import Tier
+from newsletter.model import Recipient, Tier
 from newsletter.tokens import Signer
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
@@ -60,14 +60,6 @@ def _header(name: str, value: str) -> bytes:
 def _qp(text: str) -> bytes:
     body = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n").encode("utf-8")
     return binascii.b2a_qp(body, quotetabs=False, istext=True)
-
-
-@dataclass(frozen=True)
-class Recipient:
-    id: int
-    email: str
-    name: str
-    tier: str
 
 
 @dataclass

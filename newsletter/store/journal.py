@@ -52,11 +52,16 @@ def started(conn: Connection, issue: str) -> dict[str, Any] | None:
 def start(conn: Connection, issue: str, newsletter: str, backend: str, now: dt.datetime) -> int:
     """Fix the recipients of a new send: every subscribed, unsuppressed subscriber, once."""
     try:
-        conn.execute(
-            insert(sends).values(
-                issue=issue, newsletter=newsletter, backend=backend, recipients=0, started_at=now
+        with conn.begin_nested():  # a savepoint: on PostgreSQL a failed INSERT ends the transaction
+            conn.execute(
+                insert(sends).values(
+                    issue=issue,
+                    newsletter=newsletter,
+                    backend=backend,
+                    recipients=0,
+                    started_at=now,
+                )
             )
-        )
     except IntegrityError:
         raise AlreadyStarting(issue) from None
     not_suppressed = ~exists().where(suppressions.c.email_hash == subscribers.c.email_hash)

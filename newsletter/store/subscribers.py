@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, delete, exists, func, insert, select, text, update
 
+from newsletter.model import Recipient
 from newsletter.store.schema import consent_events, subscribers, subscriptions, suppressions
 
 IN_CHUNK = 5000  # parameters per IN (...) list: under SQLite's 32,766 and PostgreSQL's 65,535
@@ -30,16 +31,6 @@ class SubscriberRow:
     attributes: dict[str, Any]
     created_at: dt.datetime
     updated_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """What a send needs of one subscriber."""
-
-    id: int
-    email: str
-    name: str
-    tier: str
 
 
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:

@@ -1,0 +1,177 @@
+"""Send benchmark: prints figures, asserts nothing.
+
+- outbox: messages per second (in-process `run_send` into a temp workspace);
+- SMTP to a local aiosmtpd: pooled connections vs one connection per message;
+- SendGrid against the tests' SendGrid-compatible server (in its own process): 100,000
+  subscribers (time), 1,000,000 (time and peak RSS, with --million), and the ratio against
+  one request per recipient.
+
+Usage: .venv/bin/python bench/bench_send.py [--outbox 5000] [--smtp 2000] [--sendgrid 100000] [--million]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_subscribers import make_csv  # noqa: E402
+
+from newsletter.importer import Importer  # noqa: E402
+from newsletter.send import SendOptions, plan_send, run_send  # noqa: E402
+from newsletter.send.backends import smtp as smtp_module  # noqa: E402
+from newsletter.store import open_store  # noqa: E402
+from newsletter.workspace import Workspace  # noqa: E402
+
+ISSUE = "daily/2025-05-14"
+
+
+def workspace(rows: int, extra_config: str = "") -> tuple[Workspace, object]:
+    root = Path(tempfile.mkdtemp(prefix="nl-bench-send-"))
+    shutil.copy(REPO / "newsletter.toml", root)
+    shutil.copytree(REPO / "issues", root / "issues")
+    shutil.copytree(REPO / "templates", root / "templates")
+    (root / "newsletter.toml").write_text((root / "newsletter.toml").read_text() + extra_config)
+    os.environ["NEWSLETTER_SECRET"] = "bench-secret-" + "z" * 40
+    os.environ["NEWSLETTER_DATABASE_URL"] = f"sqlite:///{root / 'newsletter.db'}"
+    ws = Workspace(root)
+    store = open_store(ws.database_url)
+    csv_file = root / "list.csv"
+    make_csv(csv_file, rows)
+    Importer(store, set(ws.config.newsletters), newsletter="daily").run(csv_file)
+    return ws, store
+
+
+def timed_send(ws: Workspace, store: object, backend: str) -> tuple[float, int]:
+    plan = plan_send(ws, store, ISSUE, SendOptions(backend=backend, late=True))  # type: ignore[arg-type]
+    start = time.perf_counter()
+    report = run_send(plan, store)  # type: ignore[arg-type]
+    return time.perf_counter() - start, report.sent
+
+
+def bench_outbox(rows: int) -> None:
+    ws, store = workspace(rows)
+    seconds, sent = timed_send(ws, store, "outbox")
+    print(f"outbox: {sent:,} messages in {seconds:.1f} s = {sent / seconds:,.0f} messages/s")
+    shutil.rmtree(ws.root)
+
+
+def _smtp_server(port: int, ready: multiprocessing.synchronize.Event) -> None:  # type: ignore[name-defined]
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+            return "250 OK"
+
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    time.sleep(3600)
+
+
+def bench_smtp(rows: int) -> None:
+    from tests.conftest import free_port
+
+    port = free_port()
+    ready = multiprocessing.Event()
+    server = multiprocessing.Process(target=_smtp_server, args=(port, ready), daemon=True)
+    server.start()
+    ready.wait(10)
+    config = f'\n[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\nconnections = 4\n'
+    ws, store = workspace(rows, config)
+    pooled, sent = timed_send(ws, store, "smtp")
+    print(
+        f"smtp, 4 pooled connections: {sent:,} messages in {pooled:.1f} s = {sent / pooled:,.0f} messages/s"
+    )
+    shutil.rmtree(ws.root)
+
+    original = smtp_module.SmtpBackend._send_one
+
+    def one_connection_each(self, message):  # type: ignore[no-untyped-def]
+        try:
+            return original(self, message)
+        finally:
+            conn = getattr(self._local, "conn", None)
+            if conn is not None:
+                conn.quit()
+            self._local.conn = None
+
+    smtp_module.SmtpBackend._send_one = one_connection_each  # type: ignore[method-assign]
+    ws, store = workspace(rows, config.replace("connections = 4", "connections = 1"))
+    single, sent = timed_send(ws, store, "smtp")
+    smtp_module.SmtpBackend._send_one = original  # type: ignore[method-assign]
+    print(
+        f"smtp, one connection per message: {sent:,} in {single:.1f} s = {sent / single:,.0f} messages/s; "
+        f"pooling is {single / pooled:.1f}x faster"
+    )
+    shutil.rmtree(ws.root)
+    server.terminate()
+
+
+def _fake_sendgrid(key: str, port_out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    from tests.sendgrid_fake import FakeSendGrid
+
+    fake = FakeSendGrid(key)
+    fake.requests = _Counting()  # type: ignore[assignment]  # keep counts, not a million bodies
+    port_out.put(fake.url)
+    time.sleep(3600)
+
+
+class _Counting(list):  # type: ignore[type-arg]
+    def append(self, body) -> None:  # type: ignore[no-untyped-def]
+        super().append(len(body.get("personalizations", [])))
+
+
+def bench_sendgrid(rows: int, batch_size: int = 1000) -> float:
+    key = "SG.bench-" + "k" * 40
+    urls: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    server = multiprocessing.Process(target=_fake_sendgrid, args=(key, urls), daemon=True)
+    server.start()
+    os.environ["SENDGRID_API_KEY"] = key
+    os.environ["SENDGRID_API_HOST"] = urls.get(timeout=10)
+    ws, store = workspace(rows, f"\n[sendgrid]\nbatch_size = {batch_size}\nparallel = 4\n")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds, sent = timed_send(ws, store, "sendgrid")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"sendgrid, {batch_size} per request: {sent:,} recipients in {seconds:.1f} s = "
+        f"{sent / seconds:,.0f}/s; peak RSS {peak:.0f} MB (before sending {before:.0f} MB)"
+    )
+    shutil.rmtree(ws.root)
+    server.terminate()
+    return sent / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--outbox", type=int, default=5000)
+    parser.add_argument("--smtp", type=int, default=2000)
+    parser.add_argument("--sendgrid", type=int, default=100_000)
+    parser.add_argument(
+        "--million", action="store_true", help="also send to 1,000,000 through SendGrid"
+    )
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n")
+    bench_outbox(args.outbox)
+    bench_smtp(args.smtp)
+    batched = bench_sendgrid(args.sendgrid)
+    single = bench_sendgrid(2000, batch_size=1)
+    print(
+        f"sendgrid: batches of 1,000 are {batched / single:.0f}x faster than one request per recipient"
+    )
+    if args.million:
+        bench_sendgrid(1_000_000)
+
+
+if __name__ == "__main__":
+    main()
