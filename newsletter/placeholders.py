@@ -37,3 +37,17 @@ def fill(text: str, values: Mapping[str, str], *, for_html: bool) -> str:
         return html.escape(value, quote=True) if for_html else value
 
     return _MARKER.sub(replace, text)
+
+
+def segments(text: str) -> list[tuple[str, bool]]:
+    """The text cut at its markers: (static text, False) and (marker name, True), in order."""
+    out: list[tuple[str, bool]] = []
+    position = 0
+    for m in _MARKER.finditer(text):
+        if m.start() > position:
+            out.append((text[position : m.start()], False))
+        out.append((m.group(1), True))
+        position = m.end()
+    if position < len(text):
+        out.append((text[position:], False))
+    return out

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets as random_secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from newsletter.errors import NewsletterError
 
@@ -74,22 +75,35 @@ def create_secret_file(workspace_root: Path) -> Path | None:
     return path
 
 
-class Signer:
-    def __init__(self, secret: str):
-        from itsdangerous import URLSafeTimedSerializer
+_PAYLOAD = re.compile(r"^(\d{1,12})(?:\.([a-z0-9][a-z0-9_-]{0,63}))?$")
 
-        self._serializers = {
-            purpose: URLSafeTimedSerializer(
-                secret,
-                salt=f"newsletter.{purpose}",
-                signer_kwargs={"digest_method": hashlib.sha256},
-            )
+
+class Signer:
+    """Tokens look like `42.daily.<timestamp>.<signature>`: the subscriber's id and the
+    newsletter key, an itsdangerous timestamp signature (HMAC-SHA256, key derived per
+    purpose). A send makes two per recipient, so the derived keys are computed once."""
+
+    def __init__(self, secret: str):
+        from itsdangerous import TimestampSigner
+
+        class _KeyOnce(TimestampSigner):
+            _derived: bytes | None = None
+
+            def derive_key(self, secret_key: Any = None) -> bytes:
+                if secret_key is not None:
+                    return super().derive_key(secret_key)
+                if self._derived is None:
+                    self._derived = super().derive_key()
+                return self._derived
+
+        self._signers = {
+            purpose: _KeyOnce(secret, salt=f"newsletter.{purpose}", digest_method=hashlib.sha256)
             for purpose in ("unsubscribe", "preferences", "confirm")
         }
 
     def make(self, purpose: Purpose, subscriber_id: int, newsletter: str | None = None) -> str:
-        payload = [subscriber_id, newsletter] if newsletter else [subscriber_id]
-        return str(self._serializers[purpose].dumps(payload))
+        payload = f"{subscriber_id}.{newsletter}" if newsletter else str(subscriber_id)
+        return str(self._signers[purpose].sign(payload).decode("ascii"))
 
     def read(self, purpose: Purpose, token: str, max_age: int | None = None) -> TokenData:
         from itsdangerous import BadData, SignatureExpired
@@ -97,16 +111,12 @@ class Signer:
         if max_age is None and purpose == "confirm":
             max_age = CONFIRM_MAX_AGE
         try:
-            payload = self._serializers[purpose].loads(token, max_age=max_age)
+            payload = self._signers[purpose].unsign(token, max_age=max_age).decode("ascii")
         except SignatureExpired:
             raise TokenError("this link has expired") from None
         except (BadData, ValueError, TypeError, UnicodeError):
             raise TokenError("this link is not valid") from None
-        if (
-            not isinstance(payload, list)
-            or not 1 <= len(payload) <= 2
-            or not isinstance(payload[0], int)
-            or (len(payload) == 2 and not isinstance(payload[1], str))
-        ):
+        m = _PAYLOAD.match(payload)
+        if m is None:
             raise TokenError("this link is not valid")
-        return TokenData(payload[0], payload[1] if len(payload) == 2 else None)
+        return TokenData(int(m.group(1)), m.group(2))

@@ -78,3 +78,26 @@ def test_message_ids_are_unique_per_recipient_and_stable() -> None:
 def test_the_test_subject_is_marked() -> None:
     message = factory(test=True).build(Recipient(-1, "editor@example.com", "", "premium"))
     assert parse(message.data)["Subject"] == "[TEST] Exporters get more help"
+
+
+def test_the_quoted_printable_bodies_decode_to_the_filled_templates() -> None:
+    import quopri
+
+    from newsletter.placeholders import fill
+    from newsletter.send.message import QuotedTemplate
+
+    page = (REPO / "newsletter/templates/email/base.mjml.j2").read_text()  # long lines, =, tabs
+    page = page.replace(
+        "</mjml>", "<p>%%name%%\t</p> %%email%% trailing \n%%unsubscribe_url%%</mjml>"
+    )
+    values = {
+        "name": 'Zoë <b> & "co"',
+        "email": "z@example.com",
+        "unsubscribe_url": "https://u/x?a=1&b=2",
+        "preferences_url": "https://p/",
+    }
+    for for_html in (True, False):
+        encoded = QuotedTemplate(page, for_html).fill(values)
+        assert max(len(line) for line in encoded.split(b"\r\n")) <= 76
+        expected = fill(page, values, for_html=for_html).replace("\n", "\r\n")
+        assert quopri.decodestring(encoded).decode("utf-8") == expected

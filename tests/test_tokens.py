@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import time
 
 import pytest
@@ -17,15 +16,14 @@ def test_a_token_reads_back_and_names_no_address() -> None:
     token = signer.make("unsubscribe", 42, "daily")
     assert signer.read("unsubscribe", token).subscriber_id == 42
     assert signer.read("unsubscribe", token).newsletter == "daily"
-    payload = token.split(".")[0]
-    assert base64.urlsafe_b64decode(payload + "==") == b'[42,"daily"]'
+    assert token.startswith("42.daily.")  # the id and the newsletter, never an address
 
 
 @pytest.mark.parametrize(
     "mutate",
     [
         lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # signature changed
-        lambda t: "WzQzLCJkYWlseSJd" + t[t.index(".") :],  # payload changed to subscriber 43
+        lambda t: "43" + t[2:],  # payload changed to subscriber 43
         lambda t: t.replace(".", "", 1),
         lambda t: "",
         lambda t: "not-a-token",

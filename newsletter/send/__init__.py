@@ -346,14 +346,7 @@ def _send_list(
                     error="unsubscribed or suppressed before the message went out",
                 )
                 journal.mark(
-                    conn,
-                    ids,
-                    "inflight",
-                    _now(options),
-                    lease_until=_now(options) + LEASE,
-                    message_ids={
-                        c.journal_id: m.message_id for c, m in zip(live, messages, strict=True)
-                    },
+                    conn, ids, "inflight", _now(options), lease_until=_now(options) + LEASE
                 )
             try:
                 outcomes = backend.send(messages) if messages else []
@@ -362,23 +355,22 @@ def _send_list(
                     journal.mark(conn, ids, "pending", _now(options), worker="")
                 raise
             by_state: dict[str, list[int]] = {"sent": [], "failed": [], "unknown": []}
-            errors: dict[int, str] = {}
             for c, o in zip(live, outcomes, strict=True):
                 by_state[o.state].append(c.journal_id)
-                if o.error:
-                    errors[c.journal_id] = o.error
+            shared = {o.provider_id for o in outcomes if o.state == "sent"}
+            details = {
+                c.journal_id: {"error": o.error}
+                if o.state != "sent"
+                else {"provider_id": o.provider_id}
+                for c, o in zip(live, outcomes, strict=True)
+                if o.state != "sent" or len(shared) > 1
+            }
             with store.begin() as conn:
-                journal.mark(
-                    conn,
-                    by_state["sent"],
-                    "sent",
-                    _now(options),
-                    provider_id=outcomes[0].provider_id
-                    if backend.batch_size > 1 and outcomes
-                    else "",
-                )
-                journal.mark(conn, by_state["failed"], "failed", _now(options), error=errors)
-                journal.mark(conn, by_state["unknown"], "unknown", _now(options), error=errors)
+                for state, rows in by_state.items():
+                    common = shared.pop() if state == "sent" and len(shared) == 1 else ""
+                    journal.mark(
+                        conn, rows, state, _now(options), provider_id=common, per_row=details
+                    )
             with lock:
                 report.sent += len(by_state["sent"])
                 report.failed += len(by_state["failed"])

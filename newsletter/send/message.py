@@ -18,11 +18,11 @@ import binascii
 import datetime as dt
 import hashlib
 import hmac
+import html
 import re
 from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
-from urllib.parse import quote
 
 from newsletter import placeholders
 from newsletter.config import Config
@@ -57,9 +57,45 @@ def _header(name: str, value: str) -> bytes:
     return line
 
 
+def _crlf(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
 def _qp(text: str) -> bytes:
-    body = text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n").encode("utf-8")
-    return binascii.b2a_qp(body, quotetabs=False, istext=True)
+    """Quoted-printable with CRLF line ends (b2a_qp breaks a text with no line end by LF)."""
+    encoded = binascii.b2a_qp(_crlf(text).encode("utf-8"), quotetabs=False, istext=True)
+    return _BARE_LF.sub(b"\r\n", encoded)
+
+
+SOFT_BREAK = b"=\r\n"  # a quoted-printable line break that decodes to nothing
+
+
+class QuotedTemplate:
+    """A body with placeholders, quoted-printable encoded once: per recipient only the values
+    are encoded. Each piece ends with a soft line break, so that pieces encoded apart join
+    into valid quoted-printable (lines stay under 76 characters) that decodes to the text."""
+
+    def __init__(self, text: str, for_html: bool):
+        self.for_html = for_html
+        self.pieces: list[bytes | str] = [
+            piece if is_marker else _qp(piece) + SOFT_BREAK
+            for piece, is_marker in placeholders.segments(_crlf(text))
+        ]
+
+    def fill(self, values: dict[str, str]) -> bytes:
+        out = []
+        for piece in self.pieces:
+            if isinstance(piece, bytes):
+                out.append(piece)
+            else:
+                value = values[piece]
+                out.append(
+                    _qp(html.escape(value, quote=True) if self.for_html else value) + SOFT_BREAK
+                )
+        return b"".join(out)
 
 
 @dataclass
@@ -137,6 +173,8 @@ class MessageFactory:
             _header("Content-Type", f'multipart/alternative; boundary="{self.boundary}"'),
         ]
         self.common = b"".join(common)
+        self.quoted_text = {t: QuotedTemplate(content.text[t], for_html=False) for t in Tier}
+        self.quoted_html = {t: QuotedTemplate(content.html[t], for_html=True) for t in Tier}
 
     def message_id(self, subscriber_id: int) -> str:
         """Unique per recipient, the same every time for one (issue, subscriber)."""
@@ -158,7 +196,7 @@ class MessageFactory:
         tier = Tier.PREMIUM if recipient.tier == "premium" else Tier.FREE
         values = self.values(recipient)
         token = values["unsubscribe_url"].rsplit("/", 1)[1]
-        mailto = f"mailto:{self.mailto}?subject={quote('unsubscribe ' + token)}"
+        mailto = f"mailto:{self.mailto}?subject=unsubscribe%20{token}"  # tokens are URL-safe
         return Message(
             subscriber_id=recipient.id,
             to=clean(recipient.email),
@@ -171,8 +209,8 @@ class MessageFactory:
         )
 
     def render(self, message: Message) -> bytes:
-        text = placeholders.fill(self.content.text[message.tier], message.values, for_html=False)
-        html = placeholders.fill(self.content.html[message.tier], message.values, for_html=True)
+        text = self.quoted_text[message.tier].fill(message.values)
+        page = self.quoted_html[message.tier].fill(message.values)
         personal = b"".join(
             [
                 _header("To", _address(message.name, message.to)),
@@ -194,11 +232,11 @@ class MessageFactory:
                 b"This is a multipart message in MIME format.\r\n",
                 b"--" + boundary + b"\r\n",
                 part % b"plain",
-                _qp(text),
+                text,
                 b"\r\n",
                 b"--" + boundary + b"\r\n",
                 part % b"html",
-                _qp(html),
+                page,
                 b"\r\n",
                 b"--" + boundary + b"--\r\n",
             ]

@@ -14,7 +14,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.store.schema import (
@@ -208,11 +219,12 @@ def mark(
     *,
     worker: str | None = None,
     lease_until: dt.datetime | None = None,
-    message_ids: dict[int, str] | None = None,
     provider_id: str = "",
-    error: str | dict[int, str] = "",
+    error: str = "",
+    per_row: dict[int, dict[str, str]] | None = None,
 ) -> None:
-    """Set the state of journal rows (message ids and errors per row where given)."""
+    """Set the state of journal rows; `per_row` adds values of their own (message_id,
+    provider_id, error) to some rows, in one executemany."""
     if not ids:
         return
     values: dict[str, Any] = {"state": state, "updated_at": now}
@@ -223,24 +235,23 @@ def mark(
         values["attempts"] = send_journal.c.attempts + 1
     if provider_id:
         values["provider_id"] = provider_id
-    if isinstance(error, str) and error:
+    if error:
         values["error"] = error
-    per_row = isinstance(error, dict) or message_ids
-    if not per_row:
-        for start in range(0, len(ids), IN_CHUNK):
-            conn.execute(
-                update(send_journal)
-                .where(send_journal.c.id.in_(ids[start : start + IN_CHUNK]))
-                .values(values)
-            )
-        return
-    for journal_id in ids:
-        row_values = dict(values)
-        if message_ids and journal_id in message_ids:
-            row_values["message_id"] = message_ids[journal_id]
-        if isinstance(error, dict) and journal_id in error:
-            row_values["error"] = error[journal_id]
-        conn.execute(update(send_journal).where(send_journal.c.id == journal_id).values(row_values))
+    own = {i: per_row[i] for i in ids if i in per_row} if per_row else {}
+    plain = [i for i in ids if i not in own]
+    for start in range(0, len(plain), IN_CHUNK):
+        chunk = plain[start : start + IN_CHUNK]
+        conn.execute(update(send_journal).where(send_journal.c.id.in_(chunk)).values(values))
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for journal_id, extra in own.items():
+        by_columns.setdefault(tuple(sorted(extra)), []).append({"b_id": journal_id, **extra})
+    for columns, rows in by_columns.items():
+        statement = (
+            update(send_journal)
+            .where(send_journal.c.id == bindparam("b_id"))
+            .values({**values, **{c: bindparam(c) for c in columns}})
+        )
+        conn.execute(statement, rows)
 
 
 def counts(conn: Connection, issue: str) -> dict[str, int]:
