@@ -12,9 +12,11 @@ that `newsletter init` (or `newsletter secret`) creates. It is never printed.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import re
 import secrets as random_secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -102,8 +104,15 @@ class Signer:
         }
 
     def make(self, purpose: Purpose, subscriber_id: int, newsletter: str | None = None) -> str:
+        """The same bytes as itsdangerous' TimestampSigner.sign (which reads them back), built
+        with its own helpers but without its per-call overhead: a send makes millions."""
+        from itsdangerous.encoding import base64_encode, int_to_bytes
+
+        signer = self._signers[purpose]
         payload = f"{subscriber_id}.{newsletter}" if newsletter else str(subscriber_id)
-        return str(self._signers[purpose].sign(payload).decode("ascii"))
+        value = f"{payload}.{base64_encode(int_to_bytes(int(time.time()))).decode()}".encode()
+        mac = hmac.new(signer.derive_key(), value, hashlib.sha256).digest()
+        return f"{value.decode()}.{base64_encode(mac).decode()}"
 
     def read(self, purpose: Purpose, token: str, max_age: int | None = None) -> TokenData:
         from itsdangerous import BadData, SignatureExpired

@@ -21,9 +21,14 @@ def message(n: int, to: str | None = None) -> Message:
         f"From: Brief <brief@harbourledger.example>\r\nTo: {to}\r\nSubject: n{n}\r\n"
         f"Message-ID: <m{n}@harbourledger.example>\r\n\r\nHello {n}\r\n"
     ).encode()
-    return Message(
-        n, to, "", Tier.FREE, f"<m{n}@harbourledger.example>", {}, "", factory=None, _data=data
-    )  # type: ignore[arg-type]
+    return Message(n, to, "", Tier.FREE, {}, "", factory=_Ids(), _data=data)  # type: ignore[arg-type]
+
+
+class _Ids:
+    """Stands in for the MessageFactory: the backend only asks it for Message-IDs."""
+
+    def message_id(self, subscriber_id: int) -> str:
+        return f"<m{subscriber_id}@harbourledger.example>"
 
 
 def backend(port: int, **settings: object) -> SmtpBackend:
@@ -86,8 +91,8 @@ def test_a_5xx_after_the_data_fails_with_the_server_text(smtp_server: SmtpRecord
 def test_a_timeout_after_the_final_dot_is_unknown_and_not_retried(
     smtp_server: SmtpRecorder,
 ) -> None:
-    smtp_server.data_delay = 1.0
-    smtp = backend(smtp_server.port, timeout=0.3)
+    smtp_server.data_delay = 2.0
+    smtp = backend(smtp_server.port, timeout=0.6)
     [outcome] = smtp.send([message(0)])
     smtp.close()
     assert outcome.state == "unknown"

@@ -59,3 +59,14 @@ def test_unsubscribe_tokens_outlive_a_year_and_confirm_tokens_expire(
     assert signer.read("unsubscribe", old_unsubscribe).subscriber_id == 7
     with pytest.raises(TokenError, match=r"^this link has expired$"):
         signer.read("confirm", old_confirm)
+
+
+def test_tokens_are_exactly_what_itsdangerous_signs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from itsdangerous import TimestampSigner
+
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.5)
+    ours = Signer(SECRET).make("unsubscribe", 42, "daily")
+    reference = TimestampSigner(SECRET, salt="newsletter.unsubscribe", digest_method=hashlib.sha256)
+    assert ours == reference.sign("42.daily").decode()

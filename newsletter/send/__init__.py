@@ -20,18 +20,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from newsletter.errors import NewsletterError
 from newsletter.model import Recipient, Tier
 from newsletter.send.backends import get_backend
-from newsletter.send.backends.base import Backend
+from newsletter.send.backends.base import Backend, Outcome
 from newsletter.send.message import IssueContent, Message, MessageFactory
 from newsletter.store import Store, journal
 from newsletter.tokens import Signer, load_secret
 from newsletter.workspace import Workspace, parse_issue_name
 
 LEASE = dt.timedelta(minutes=10)
+CLAIM_AT_LEAST = 25  # rows a worker claims at once, however small its backend's batches
 Progress = Callable[[int, int], None]
 
 
@@ -320,70 +322,85 @@ def _send_list(
             budget[0] -= granted
             return granted
 
+    def settle(conn: Any, live: list[journal.Claimed], outcomes: list[Outcome]) -> None:
+        """Record what became of handed-over messages, and count them."""
+        by_state: dict[str, list[int]] = {"sent": [], "failed": [], "unknown": []}
+        for c, o in zip(live, outcomes, strict=True):
+            by_state[o.state].append(c.journal_id)
+        shared = {o.provider_id for o in outcomes if o.state == "sent"}
+        details = {
+            c.journal_id: {"error": o.error}
+            if o.state != "sent"
+            else {"provider_id": o.provider_id}
+            for c, o in zip(live, outcomes, strict=True)
+            if o.state != "sent" or len(shared) > 1
+        }
+        for state, rows in by_state.items():
+            common = shared.pop() if state == "sent" and len(shared) == 1 else ""
+            journal.mark(conn, rows, state, _now(options), provider_id=common, per_row=details)
+        with lock:
+            report.sent += len(by_state["sent"])
+            report.failed += len(by_state["failed"])
+            report.unknown += len(by_state["unknown"])
+            for c, o in zip(live, outcomes, strict=True):
+                if o.state == "failed":
+                    report.failures.append((c.email, o.error))
+                elif o.state == "unknown":
+                    report.unknowns.append(c.email)
+            done[0] += len(live)
+            if on_progress:
+                on_progress(done[0], total)
+
     def work() -> None:
+        """Claim rows, then hand them over a batch at a time. Each transaction records the
+        previous batch's outcomes and marks the next batch in flight, before it goes."""
+        claim_size = max(backend.batch_size, CLAIM_AT_LEAST)
         while True:
-            want = take(backend.batch_size)
+            want = take(claim_size)
             if want <= 0:
                 return
             with store.begin() as conn:
                 claimed = journal.claim(
                     conn, issue, content.newsletter, worker, want, _now(options), LEASE
                 )
-            if not claimed:
-                return
-            gone = [c for c in claimed if not c.still_subscribed]
-            live = [c for c in claimed if c.still_subscribed]
-            messages = [
-                factory.build(Recipient(c.subscriber_id, c.email, c.name, c.tier)) for c in live
-            ]
-            ids = [c.journal_id for c in live]
-            with store.begin() as conn:
+                gone = [c.journal_id for c in claimed if not c.still_subscribed]
                 journal.mark(
                     conn,
-                    [c.journal_id for c in gone],
+                    gone,
                     "skipped",
                     _now(options),
                     error="unsubscribed or suppressed before the message went out",
                 )
-                journal.mark(
-                    conn, ids, "inflight", _now(options), lease_until=_now(options) + LEASE
-                )
-            try:
-                outcomes = backend.send(messages) if messages else []
-            except NewsletterError:  # the provider refused the request itself: nothing went out
-                with store.begin() as conn:
-                    journal.mark(conn, ids, "pending", _now(options), worker="")
-                raise
-            by_state: dict[str, list[int]] = {"sent": [], "failed": [], "unknown": []}
-            for c, o in zip(live, outcomes, strict=True):
-                by_state[o.state].append(c.journal_id)
-            shared = {o.provider_id for o in outcomes if o.state == "sent"}
-            details = {
-                c.journal_id: {"error": o.error}
-                if o.state != "sent"
-                else {"provider_id": o.provider_id}
-                for c, o in zip(live, outcomes, strict=True)
-                if o.state != "sent" or len(shared) > 1
-            }
-            with store.begin() as conn:
-                for state, rows in by_state.items():
-                    common = shared.pop() if state == "sent" and len(shared) == 1 else ""
-                    journal.mark(
-                        conn, rows, state, _now(options), provider_id=common, per_row=details
-                    )
             with lock:
-                report.sent += len(by_state["sent"])
-                report.failed += len(by_state["failed"])
-                report.unknown += len(by_state["unknown"])
                 report.skipped += len(gone)
-                for c, o in zip(live, outcomes, strict=True):
-                    if o.state == "failed":
-                        report.failures.append((c.email, o.error))
-                    elif o.state == "unknown":
-                        report.unknowns.append(c.email)
-                done[0] += len(claimed)
-                if on_progress:
-                    on_progress(done[0], total)
+            if not claimed:
+                return
+            live = [c for c in claimed if c.still_subscribed]
+            previous: tuple[list[journal.Claimed], list[Outcome]] | None = None
+            for start in range(0, len(live), backend.batch_size):
+                batch = live[start : start + backend.batch_size]
+                messages = [
+                    factory.build(Recipient(c.subscriber_id, c.email, c.name, c.tier))
+                    for c in batch
+                ]
+                ids = [c.journal_id for c in batch]
+                with store.begin() as conn:
+                    if previous:
+                        settle(conn, *previous)
+                    journal.mark(
+                        conn, ids, "inflight", _now(options), lease_until=_now(options) + LEASE
+                    )
+                try:
+                    previous = (batch, backend.send(messages))
+                except NewsletterError:  # the provider refused the request itself: nothing went out
+                    with store.begin() as conn:
+                        journal.mark(conn, ids, "pending", _now(options), worker="")
+                        rest = [c.journal_id for c in live[start + len(batch) :]]
+                        journal.mark(conn, rest, "pending", _now(options), worker="")
+                    raise
+            if previous:
+                with store.begin() as conn:
+                    settle(conn, *previous)
 
     if backend.parallel > 1:
         with ThreadPoolExecutor(max_workers=backend.parallel) as pool:

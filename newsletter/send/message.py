@@ -107,11 +107,14 @@ class Message:
     to: str
     name: str
     tier: Tier
-    message_id: str
     values: dict[str, str]
     list_unsubscribe: str
     factory: MessageFactory = field(repr=False)
     _data: bytes | None = field(default=None, repr=False)
+
+    @property
+    def message_id(self) -> str:
+        return self.factory.message_id(self.subscriber_id)
 
     @property
     def data(self) -> bytes:
@@ -202,7 +205,6 @@ class MessageFactory:
             to=clean(recipient.email),
             name=clean(recipient.name),
             tier=tier,
-            message_id=self.message_id(recipient.id),
             values=values,
             list_unsubscribe=f"<{values['unsubscribe_url']}>, <{mailto}>",
             factory=self,

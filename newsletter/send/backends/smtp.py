@@ -64,12 +64,20 @@ class SmtpBackend:
         self._connections: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
         self._next_slot = 0.0
+        self._ssl: ssl.SSLContext | None = None
 
     # -- connections -------------------------------------------------------------------------
 
+    def _context(self) -> ssl.SSLContext:
+        """One TLS context for all connections: making one costs ~40 ms (it loads the CAs)."""
+        with self._lock:
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            return self._ssl
+
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
-        context = ssl.create_default_context()
+        context = self._context() if s.security != "none" else None
         if s.security == "tls":
             conn: smtplib.SMTP = _SMTPSSL(s.host, s.port, timeout=s.timeout, context=context)
         else:
