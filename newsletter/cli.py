@@ -409,6 +409,32 @@ def secret(ctx: click.Context) -> None:
         )
 
 
+@contextmanager
+def _send_progress(total: int) -> Iterator[Callable[[int, int], None] | None]:
+    """On a terminal: a bar with the rate and the time left."""
+    if total < 200 or not sys.stderr.isatty():
+        yield None
+        return
+    import time
+
+    started = time.monotonic()
+
+    def rate(done: int | None) -> str | None:
+        return f"{done / max(time.monotonic() - started, 1e-3):,.0f}/s" if done else None
+
+    with click.progressbar(
+        length=total, label="Sending", file=sys.stderr, show_eta=True, item_show_func=rate
+    ) as bar:
+        last = 0
+
+        def advance(done: int, _total: int) -> None:
+            nonlocal last
+            bar.update(done - last, current_item=done)
+            last = done
+
+        yield advance
+
+
 def _parse_at(_ctx: Any, _param: Any, value: str | None) -> dt.datetime | None:
     if value is None:
         return None
@@ -521,12 +547,8 @@ def send(
             )
             if not click.confirm(question):
                 _fail("not sent")
-        with _bytes_progress(
-            plan.recipients * 1000 if plan.recipients > 200 else 0, "Sending"
-        ) as progress:
-            report = run_send(
-                plan, store, on_progress=(lambda d, t: progress(d * 1000, t)) if progress else None
-            )
+        with _send_progress(plan.recipients) as progress:
+            report = run_send(plan, store, on_progress=progress)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

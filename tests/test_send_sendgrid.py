@@ -135,7 +135,6 @@ def test_a_refused_key_stops_the_send_and_never_shows(
     wrong = "SG.wrong-key-abcdefghijklmnopqrstuvwxyz0123456789"
     monkeypatch.setenv("SENDGRID_API_KEY", wrong)
     caplog.set_level(logging.DEBUG)
-    logging.getLogger().setLevel(logging.DEBUG)
     result = send(sending)
     assert result.exit_code == 1
     assert result.stderr == (

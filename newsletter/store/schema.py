@@ -145,5 +145,5 @@ send_journal = Table(
     Column("error", Text, nullable=False, server_default=""),
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_send_journal_issue_subscriber", "issue", "subscriber_id", unique=True),
-    Index("ix_send_journal_issue_state", "issue", "state"),
+    Index("ix_send_journal_issue_state", "issue", "state", "id"),  # claims: ORDER BY id
 )

@@ -47,7 +47,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_send_journal_issue_subscriber", "send_journal", ["issue", "subscriber_id"], unique=True
     )
-    op.create_index("ix_send_journal_issue_state", "send_journal", ["issue", "state"])
+    op.create_index("ix_send_journal_issue_state", "send_journal", ["issue", "state", "id"])
 
 
 def downgrade() -> None:
