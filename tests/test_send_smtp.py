@@ -151,3 +151,15 @@ def test_a_send_through_smtp_records_failures_and_does_not_resend(
     again = runner.invoke(cli, args[:-1])
     assert again.stdout == "daily/2025-05-14 was sent already: 5 sent; nothing to send\n"
     assert sorted(smtp_server.received()) == [f"r{i}@example.com" for i in range(6) if i != 3]
+
+
+def test_the_rate_limit_spaces_messages_out(smtp_server: SmtpRecorder) -> None:
+    import time
+
+    smtp = backend(smtp_server.port, rate=20)
+    started = time.monotonic()
+    outcomes = smtp.send([message(n) for n in range(10)])
+    elapsed = time.monotonic() - started
+    smtp.close()
+    assert [o.state for o in outcomes] == ["sent"] * 10
+    assert elapsed >= 9 / 20 - 0.02  # ten messages at 20/s: nine gaps of 50 ms
