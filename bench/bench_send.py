@@ -132,7 +132,7 @@ class _Counting(list):  # type: ignore[type-arg]
         super().append(len(body.get("personalizations", [])))
 
 
-def bench_sendgrid(rows: int, batch_size: int = 1000) -> float:
+def bench_sendgrid(rows: int, batch_size: int = 1000, parallel: int = 4) -> float:
     """`newsletter send --backend sendgrid` as a fresh process: its time and its peak RSS."""
     import json
     import subprocess
@@ -143,7 +143,7 @@ def bench_sendgrid(rows: int, batch_size: int = 1000) -> float:
     server.start()
     os.environ["SENDGRID_API_KEY"] = key
     os.environ["SENDGRID_API_HOST"] = urls.get(timeout=10)
-    ws, store = workspace(rows, f"\n[sendgrid]\nbatch_size = {batch_size}\nparallel = 4\n")
+    ws, store = workspace(rows, f"\n[sendgrid]\nbatch_size = {batch_size}\nparallel = {parallel}\n")
     store.close()  # type: ignore[attr-defined]
     newsletter = str(Path(sys.executable).with_name("newsletter"))
     argv = [

@@ -84,11 +84,12 @@ class FakeSendGrid:
                         self.close_connection = True
                         self.connection.shutdown(2)
                         return None
-                problem = fake.validate(json.loads(raw))
+                body = json.loads(raw)
+                problem = fake.validate(body)
                 if problem:
                     return self._answer(400, {"errors": [problem]})
                 with fake.lock:
-                    fake.requests.append(json.loads(raw))
+                    fake.requests.append(body)
                     number = len(fake.requests)
                 return self._answer(202, None, {"X-Message-Id": f"fake-msg-{number}"})
 
