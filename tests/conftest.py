@@ -120,12 +120,7 @@ def _fresh_postgres(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Every store test runs on SQLite, and on PostgreSQL when NEWSLETTER_TEST_DATABASE_URL
-    names a server (CI starts one; locally: export NEWSLETTER_TEST_DATABASE_URL=$(scripts/postgres))."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'newsletter.db'}"
+def _postgres_or_skip() -> str:
     if not PG_URL:
         reason = "PostgreSQL: set NEWSLETTER_TEST_DATABASE_URL (scripts/postgres starts a server)"
         if os.environ.get("CI"):
@@ -133,6 +128,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         pytest.skip(reason)
     _fresh_postgres(PG_URL)
     return PG_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every store test runs on SQLite, and on PostgreSQL when NEWSLETTER_TEST_DATABASE_URL
+    names a server (CI starts one; locally: export NEWSLETTER_TEST_DATABASE_URL=$(scripts/postgres))."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'newsletter.db'}"
+    return _postgres_or_skip()
+
+
+@pytest.fixture
+def pg_url() -> str:
+    """PostgreSQL only: for what needs a server database (concurrent senders)."""
+    return _postgres_or_skip()
 
 
 @pytest.fixture
