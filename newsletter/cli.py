@@ -566,3 +566,19 @@ def send(
         )
     if report.failed or report.unknown:
         sys.exit(PARTIAL)
+
+
+# -- the service --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Run the subscriber-facing service: one-click unsubscribe, health check."""
+    from newsletter.web import create_app, run
+
+    with _user_errors():
+        app = create_app(_workspace(ctx))
+    run(app, host, port)

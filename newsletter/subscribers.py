@@ -156,6 +156,36 @@ def remove(
         return targets
 
 
+@dataclass(frozen=True)
+class Unsubscribed:
+    email: str
+    newsletter: str
+    changed: bool  # False when they had already left: one-click is idempotent
+
+
+def unsubscribe_id(
+    store: Store,
+    subscriber_id: int,
+    newsletter: str,
+    *,
+    method: str = "one-click",
+    now: dt.datetime | None = None,
+) -> Unsubscribed | None:
+    """Unsubscribe by the id a signed link carries; None if the subscriber no longer exists."""
+    now = now or _now()
+    with store.begin() as conn:
+        person = q.by_id(conn, subscriber_id)
+        if person is None:
+            return None
+        was = q.subscriptions_of(conn, person.id).get(newsletter)
+        if was is None or was["status"] == "unsubscribed":
+            return Unsubscribed(person.email, newsletter, changed=False)
+        q.set_status(conn, person.id, newsletter, "unsubscribed", method, now, existed=True)
+        address = addresses.Address(person.email, person.email_key, person.email_hash)
+        q.record(conn, [_event(address, person.id, newsletter, "unsubscribed", method, now)])
+        return Unsubscribed(person.email, newsletter, changed=True)
+
+
 def forget(
     store: Store, email: str, *, method: str = "command", now: dt.datetime | None = None
 ) -> bool:

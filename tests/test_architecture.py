@@ -35,7 +35,13 @@ OWNERS = {
     "itsdangerous": {"tokens"},
 }
 # a library owned by a package: only modules inside it may import the library
-PACKAGE_OWNERS = {"sqlalchemy": "store", "alembic": "store", "psycopg": "store"}
+PACKAGE_OWNERS = {
+    "sqlalchemy": "store",
+    "alembic": "store",
+    "psycopg": "store",
+    "starlette": "web",
+    "uvicorn": "web",
+}
 
 
 def imports_of(path: Path) -> set[str]:

@@ -93,6 +93,11 @@ def by_keys(conn: Connection, keys: Iterable[str]) -> dict[str, SubscriberRow]:
     return found
 
 
+def by_id(conn: Connection, subscriber_id: int) -> SubscriberRow | None:
+    row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+    return SubscriberRow(**row._mapping) if row else None
+
+
 def by_key(conn: Connection, key: str) -> SubscriberRow | None:
     return by_keys(conn, [key]).get(key)
 

@@ -1,0 +1,80 @@
+"""Unsubscribe: a GET shows a page with a button (mail scanners follow links, so a GET never
+unsubscribes); a POST to the same URL unsubscribes at once: the RFC 8058 one-click request
+that Gmail and Yahoo send (no cookie, no CSRF token, no confirmation), and the page's button.
+It answers 200, never a redirect, and is idempotent. A bad token changes nothing: 400."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from newsletter.subscribers import unsubscribe_id
+from newsletter.tokens import TokenError
+
+
+def mask(email: str) -> str:
+    """j***@example.com: enough for a reader to recognise, too little to harvest."""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def _render(request: Request, name: str, status: int = 200, **values: object) -> HTMLResponse:
+    state = request.app.state
+    page = state.pages.get_template(f"pages/{name}.html.j2").render(
+        pub=state.config.publication, colors=state.config.publication.colors, **values
+    )
+    return HTMLResponse(page, status_code=status)
+
+
+def _read(request: Request) -> tuple[int, str] | None:
+    try:
+        data = request.app.state.signer.read("unsubscribe", request.path_params["token"])
+    except TokenError:
+        return None
+    if data.newsletter is None or data.newsletter not in request.app.state.config.newsletters:
+        return None
+    return data.subscriber_id, data.newsletter
+
+
+async def page(request: Request) -> HTMLResponse:
+    found = _read(request)
+    if found is None:
+        return _render(request, "error", 400, message="This unsubscribe link is not valid.")
+    subscriber_id, newsletter = found
+    from newsletter.store import subscribers as q
+
+    def look() -> str | None:
+        with request.app.state.store.begin() as conn:
+            person = q.by_id(conn, subscriber_id)
+            return person.email if person else None
+
+    email = await run_in_threadpool(look)
+    title = request.app.state.config.newsletters[newsletter].title
+    return _render(
+        request,
+        "unsubscribe",
+        title=title,
+        email=mask(email) if email else None,
+        action=request.url.path,
+        done=False,
+    )
+
+
+async def one_click(request: Request) -> HTMLResponse:
+    found = _read(request)
+    if found is None:
+        return _render(request, "error", 400, message="This unsubscribe link is not valid.")
+    subscriber_id, newsletter = found
+    result = await run_in_threadpool(
+        unsubscribe_id, request.app.state.store, subscriber_id, newsletter
+    )
+    title = request.app.state.config.newsletters[newsletter].title
+    return _render(
+        request,
+        "unsubscribe",
+        title=title,
+        email=mask(result.email) if result else None,
+        action=request.url.path,
+        done=True,
+    )

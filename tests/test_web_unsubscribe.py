@@ -1,0 +1,94 @@
+"""Unsubscribe: the page, and the RFC 8058 one-click POST exactly as Gmail sends it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from newsletter.store import open_store
+from newsletter.subscribers import add, listing
+from newsletter.tokens import Signer
+from newsletter.web import create_app
+from newsletter.workspace import Workspace
+
+SECRET = "web-test-secret-" + "w" * 40
+
+
+@pytest.fixture
+def service(workspace: Path, db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
+    store = open_store(db_url)
+    add(store, "jane.doe@example.com", "daily", name="Jane")
+    add(store, "jane.doe@example.com", "weekly")
+    app = create_app(Workspace(workspace), store)
+    with TestClient(app, follow_redirects=False) as client:
+        client.store = store  # type: ignore[attr-defined]
+        yield client
+    store.close()
+
+
+def statuses(store) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return next(iter(listing(store))).newsletters
+
+
+def link(newsletter: str = "daily", subscriber_id: int = 1, purpose: str = "unsubscribe") -> str:
+    return "/unsubscribe/" + Signer(SECRET).make(purpose, subscriber_id, newsletter)  # type: ignore[arg-type]
+
+
+def test_a_get_shows_the_page_and_changes_nothing(service: TestClient) -> None:
+    response = service.get(link())
+    assert response.status_code == 200
+    assert "Unsubscribe from The Daily Brief?" in response.text
+    assert "j***@example.com" in response.text and "jane.doe" not in response.text
+    assert '<form method="post"' in response.text
+    assert statuses(service.store) == {"daily": "subscribed", "weekly": "subscribed"}  # type: ignore[attr-defined]
+
+
+def test_the_one_click_post_as_gmail_sends_it(service: TestClient) -> None:
+    response = service.post(
+        link(),
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200
+    assert "You are unsubscribed" in response.text
+    assert statuses(service.store) == {"daily": "unsubscribed", "weekly": "subscribed"}  # type: ignore[attr-defined]
+    again = service.post(link(), data={"List-Unsubscribe": "One-Click"})
+    assert again.status_code == 200  # idempotent, never a redirect
+    assert statuses(service.store) == {"daily": "unsubscribed", "weekly": "subscribed"}  # type: ignore[attr-defined]
+
+
+def test_a_multipart_one_click_post_works_too(service: TestClient) -> None:
+    response = service.post(link("weekly"), files={"List-Unsubscribe": (None, "One-Click")})
+    assert response.status_code == 200
+    assert statuses(service.store)["weekly"] == "unsubscribed"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        link()[:-2] + "xx",  # tampered signature
+        "/unsubscribe/1.daily"
+        + link()[len("/unsubscribe/1.daily") :].replace("", "", 0)[:0]
+        + ".abc.def",
+        link(purpose="preferences"),  # a token for another purpose
+        link("monthly"),  # a newsletter that does not exist
+        "/unsubscribe/not-a-token",
+    ],
+    ids=["tampered", "forged", "other-purpose", "unknown-newsletter", "malformed"],
+)
+def test_a_bad_token_gets_400_and_changes_nothing(service: TestClient, path: str) -> None:
+    for response in (service.get(path), service.post(path, content=b"List-Unsubscribe=One-Click")):
+        assert response.status_code == 400
+        assert "This unsubscribe link is not valid." in response.text
+    assert statuses(service.store) == {"daily": "subscribed", "weekly": "subscribed"}  # type: ignore[attr-defined]
+
+
+def test_security_headers_and_health(service: TestClient) -> None:
+    response = service.get("/healthz")
+    assert response.text == "ok\n"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Referrer-Policy"] == "no-referrer"
