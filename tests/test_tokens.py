@@ -22,7 +22,9 @@ def test_a_token_reads_back_and_names_no_address() -> None:
 @pytest.mark.parametrize(
     "mutate",
     [
-        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),  # signature changed
+        lambda t: (
+            t[:-10] + ("A" if t[-10] != "A" else "B") + t[-9:]
+        ),  # signature changed (not its last char: padding bits)
         lambda t: "43" + t[2:],  # payload changed to subscriber 43
         lambda t: t.replace(".", "", 1),
         lambda t: "",
