@@ -29,10 +29,6 @@ class WorkspaceError(NewsletterError):
     """The workspace cannot be found or a path in it is wrong."""
 
 
-class BuildError(NewsletterError):
-    """The build found problems and wrote nothing."""
-
-
 class StoreError(NewsletterError):
     """The database cannot be opened, is locked, or refused an operation."""
 

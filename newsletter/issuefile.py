@@ -132,7 +132,6 @@ def load_issue(
     _check_consistency(fm, path, config, shown, line_of, problems)
     if problems.has_errors:
         return None, problems
-    collects = config.newsletters[fm.newsletter].collect is not None
     issue = Issue(
         newsletter=fm.newsletter,
         date=fm.date,
@@ -142,7 +141,6 @@ def load_issue(
         articles=tuple(fm.articles or ()),
         note=body.strip(),
         path=path,
-        lists_articles=fm.articles is not None or not collects,
     )
     return issue, problems
 

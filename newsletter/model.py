@@ -96,7 +96,6 @@ class Issue:
     articles: tuple[Article, ...]
     note: str
     path: Path
-    lists_articles: bool
     collected: tuple[CollectedArticle, ...] = field(default=())
 
     @property

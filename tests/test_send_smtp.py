@@ -25,7 +25,9 @@ def message(n: int, to: str | None = None) -> Message:
 
 
 class _Ids:
-    """Stands in for the MessageFactory: the backend only asks it for Message-IDs."""
+    """Stands in for the MessageFactory: the backend asks it only for the sender and Message-IDs."""
+
+    sender = ("Brief", "brief@harbourledger.example")
 
     def message_id(self, subscriber_id: int) -> str:
         return f"<m{subscriber_id}@harbourledger.example>"

@@ -223,8 +223,8 @@ def mark(
     error: str = "",
     per_row: dict[int, dict[str, str]] | None = None,
 ) -> None:
-    """Set the state of journal rows; `per_row` adds values of their own (message_id,
-    provider_id, error) to some rows, in one executemany."""
+    """Set the state of journal rows; `per_row` gives some rows values of their own
+    (provider_id, error), written in one executemany."""
     if not ids:
         return
     values: dict[str, Any] = {"state": state, "updated_at": now}

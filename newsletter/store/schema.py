@@ -140,7 +140,6 @@ send_journal = Table(
     Column("worker", String(96), nullable=False, server_default=""),
     Column("lease_until", UtcDateTime, nullable=True),
     Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("message_id", String(255), nullable=False, server_default=""),
     Column("provider_id", String(255), nullable=False, server_default=""),
     Column("error", Text, nullable=False, server_default=""),
     Column("updated_at", UtcDateTime, nullable=False),

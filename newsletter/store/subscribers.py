@@ -149,16 +149,6 @@ def reserve_ids(conn: Connection, count: int) -> list[int]:
     return list(range(start, start + count))
 
 
-def ids_of(conn: Connection, keys: Iterable[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for chunk in _chunks(sorted(set(keys))):
-        query = select(subscribers.c.email_key, subscribers.c.id).where(
-            subscribers.c.email_key.in_(chunk)
-        )
-        found.update({k: i for k, i in conn.execute(query)})
-    return found
-
-
 def update_subscribers(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """rows: dicts with b_id and the columns to set (the same columns in every row)."""
     from sqlalchemy import bindparam

@@ -16,7 +16,6 @@ import smtplib
 import ssl
 import threading
 import time
-from email.utils import parseaddr
 
 from newsletter.config import SmtpSettings
 from newsletter.send.backends.base import Outcome
@@ -55,11 +54,10 @@ class SmtpBackend:
     name = "smtp"
     batch_size = 1
 
-    def __init__(self, settings: SmtpSettings, sender: str = ""):
+    def __init__(self, settings: SmtpSettings):
         self.settings = settings
         self.parallel = settings.connections
         self.password = os.environ.get(PASSWORD_ENV)
-        self.sender = sender
         self._local = threading.local()
         self._connections: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
@@ -133,7 +131,7 @@ class SmtpBackend:
         return [self._send_one(m) for m in messages]
 
     def _send_one(self, message: Message) -> Outcome:
-        envelope_from = self.sender or parseaddr(_header(message.data, b"From"))[1]
+        envelope_from = message.factory.sender[1]  # the From address, known without parsing
         waits = delays(self.settings.retry_delay, self.settings.retries)
         last = ""
         for attempt in range(len(waits) + 1):
@@ -192,10 +190,3 @@ class SmtpBackend:
                     conn.close()
                 except OSError:
                     pass
-
-
-def _header(data: bytes, name: bytes) -> str:
-    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
-        if line.lower().startswith(name.lower() + b":"):
-            return line.split(b":", 1)[1].strip().decode("utf-8", "replace")
-    return ""

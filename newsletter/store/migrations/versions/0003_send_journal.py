@@ -35,7 +35,6 @@ def upgrade() -> None:
         sa.Column("worker", sa.String(96), nullable=False, server_default=""),
         sa.Column("lease_until", UtcDateTime, nullable=True),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-        sa.Column("message_id", sa.String(255), nullable=False, server_default=""),
         sa.Column("provider_id", sa.String(255), nullable=False, server_default=""),
         sa.Column("error", sa.Text, nullable=False, server_default=""),
         sa.Column("updated_at", UtcDateTime, nullable=False),
