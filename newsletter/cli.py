@@ -582,3 +582,65 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     with _user_errors():
         app = create_app(_workspace(ctx))
     run(app, host, port)
+
+
+@cli.command("stats")
+@click.argument("issue")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.pass_context
+def issue_stats_(ctx: click.Context, issue: str, as_json: bool) -> None:
+    """What happened to ISSUE (<newsletter>/<date> or its file): sent, delivered, opened…"""
+    import json
+
+    from newsletter.send import issue_key
+    from newsletter.stats import issue_stats
+
+    with _user_errors(), _store(ctx) as (ws, store):
+        key = issue_key(ws, issue)
+        result = issue_stats(store, key)
+        if result is None:
+            _fail(f"{key} has not been sent and no event names it")
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    _print_stats(result)
+
+
+def _print_stats(s: Any) -> None:
+    def pct(n: int) -> str:
+        return f"{100 * n / s.sent:5.1f} %" if s.sent else ""
+
+    click.echo(f"{s.issue}" + (f" (sent through {s.backend})" if s.backend else ""))
+    rows = [
+        ("Recipients", s.recipients, ""),
+        ("Sent", s.sent, ""),
+        ("Failed", s.failed, ""),
+        ("Unknown", s.unknown, ""),
+        ("Not yet sent", s.pending, ""),
+        ("Delivered", s.delivered, pct(s.delivered)),
+        ("Bounced", s.bounced, pct(s.bounced)),
+        ("Blocked", s.blocked, pct(s.blocked)),
+        ("Dropped", s.dropped, pct(s.dropped)),
+        ("Complained", s.complained, pct(s.complained)),
+        ("Unsubscribed", s.unsubscribed, pct(s.unsubscribed)),
+        ("Opened (people)", s.opens_human, pct(s.opens_human)),
+        ("Opened (machines)", s.opens_machine, pct(s.opens_machine)),
+        ("Clicked", s.clickers, pct(s.clickers)),
+        ("Clicks", s.clicks, ""),
+    ]
+    for label, value, share in rows:
+        click.echo(f"  {label:<20}{value:>10}  {share}".rstrip())
+    if s.top_links:
+        click.echo("Top links (clicks, people):")
+        for link in s.top_links:
+            click.echo(f"  {link.clicks:>6} {link.clickers:>6}  {link.url}")
+    if s.sent_without_events:
+        click.echo(
+            f"Reconcile: {s.sent_without_events} sent message(s) with no event from the provider"
+            " (is the event webhook registered?)"
+        )
+    if s.events_without_send:
+        click.echo(
+            f"Reconcile: {s.events_without_send} event(s) for messages the send journal"
+            " does not know"
+        )

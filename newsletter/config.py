@@ -142,6 +142,19 @@ class SendGridSettings(Section):
     timeout: float = Field(default=30, gt=0)
     retries: int = Field(default=5, ge=0, le=10)  # for 429 and 5xx answers
     retry_delay: float = Field(default=1.0, ge=0)
+    # the Event Webhook's public key as SendGrid shows it (SENDGRID_WEBHOOK_VERIFICATION_KEY
+    # overrides it); without one, `serve` refuses every webhook request
+    webhook_verification_key: str | None = None
+    webhook_max_age: int = Field(default=25 * 3600, ge=60)  # seconds; SendGrid retries for 24 h
+
+
+class ServeSettings(Section):
+    """The subscriber-facing service (`newsletter serve`)."""
+
+    backend: Literal["outbox", "smtp", "sendgrid"] = "outbox"  # for confirmation emails
+    confirm_days: int = Field(default=7, ge=1, le=60)  # a confirmation link's life
+    signups_per_address: int = Field(default=3, ge=1)  # confirmation emails per address a day
+    signups_per_client: int = Field(default=20, ge=1)  # sign-ups per client address an hour
 
 
 class Config(Section):
@@ -150,6 +163,7 @@ class Config(Section):
     database: str = "sqlite:///newsletter.db"
     smtp: SmtpSettings = SmtpSettings()
     sendgrid: SendGridSettings = SendGridSettings()
+    serve: ServeSettings = ServeSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

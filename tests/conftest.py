@@ -256,3 +256,61 @@ def fake_sendgrid(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-d
     monkeypatch.setenv("SENDGRID_API_HOST", fake.url)
     yield fake
     fake.close()
+
+
+# -- the web service -------------------------------------------------------------------------
+
+WEB_SECRET = "web-test-secret-" + "w" * 40
+
+
+class Clock:
+    """The service's clock, moved by tests (token expiry, webhook windows)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(scope="session")
+def webhook_signer():  # type: ignore[no-untyped-def]
+    from tests.webhook_signing import WebhookSigner
+
+    return WebhookSigner()
+
+
+@pytest.fixture
+def service(
+    workspace: Path, db_url: str, monkeypatch: pytest.MonkeyPatch, clock: Clock, webhook_signer
+):  # type: ignore[no-untyped-def]
+    """The app on a test client, with Jane subscribed to daily and weekly (id 1), the test
+    secret, and the self-signed webhook key."""
+    from starlette.testclient import TestClient
+
+    from newsletter.store import open_store
+    from newsletter.subscribers import add
+    from newsletter.web import create_app
+    from newsletter.workspace import Workspace
+
+    monkeypatch.setenv("NEWSLETTER_SECRET", WEB_SECRET)
+    monkeypatch.setenv("SENDGRID_WEBHOOK_VERIFICATION_KEY", webhook_signer.public_key)
+    store = open_store(db_url)
+    add(store, "jane.doe@example.com", "daily", name="Jane")
+    add(store, "jane.doe@example.com", "weekly")
+    app = create_app(Workspace(workspace), store, clock=clock)
+    with TestClient(app, follow_redirects=False) as client:
+        client.store = store  # type: ignore[attr-defined]
+        client.workspace = workspace  # type: ignore[attr-defined]
+        yield client
+    store.close()

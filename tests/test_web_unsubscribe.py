@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from starlette.testclient import TestClient
 
-from newsletter.store import open_store
-from newsletter.subscribers import add, listing
+from newsletter.subscribers import listing
 from newsletter.tokens import Signer
-from newsletter.web import create_app
-from newsletter.workspace import Workspace
+from tests.conftest import WEB_SECRET
 
-SECRET = "web-test-secret-" + "w" * 40
-
-
-@pytest.fixture
-def service(workspace: Path, db_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
-    store = open_store(db_url)
-    add(store, "jane.doe@example.com", "daily", name="Jane")
-    add(store, "jane.doe@example.com", "weekly")
-    app = create_app(Workspace(workspace), store)
-    with TestClient(app, follow_redirects=False) as client:
-        client.store = store  # type: ignore[attr-defined]
-        yield client
-    store.close()
+SECRET = WEB_SECRET
 
 
 def statuses(store) -> dict[str, str]:  # type: ignore[no-untyped-def]

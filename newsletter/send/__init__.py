@@ -119,6 +119,16 @@ def _resolve(workspace: Workspace, ref: str) -> Path:
     )
 
 
+def issue_key(workspace: Workspace, ref: str) -> str:
+    """`<newsletter>/<date>` for an issue file or such a reference (the file need not exist)."""
+    path = _resolve(workspace, ref)
+    try:
+        dt.date.fromisoformat(path.stem)
+    except ValueError:
+        raise SendError(f"{ref}: an issue file is named by its date, like 2025-05-14.md") from None
+    return f"{path.resolve().parent.name}/{path.stem}"
+
+
 def _content(workspace: Workspace, path: Path) -> tuple[IssueContent, str]:
     """Build the issue if its build is missing or stale; read what the build wrote."""
     from newsletter.build import build

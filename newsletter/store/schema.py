@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.engine import Dialect
 
@@ -145,4 +147,24 @@ send_journal = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Index("ix_send_journal_issue_subscriber", "issue", "subscriber_id", unique=True),
     Index("ix_send_journal_issue_state", "issue", "state", "id"),  # claims: ORDER BY id
+)
+
+# revision 0004: what the provider reports about each message (SendGrid's Event Webhook), stored
+# once per provider event id: SendGrid sends duplicates and retries
+delivery_events = Table(
+    "delivery_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", String(128), nullable=False, unique=True),  # sg_event_id
+    Column("event", String(32), nullable=False),  # delivered | open | click | bounce | …
+    Column("issue", String(96), nullable=True),  # from custom_args: "<newsletter>/<date>"
+    Column("subscriber_id", Integer, nullable=True),  # from custom_args; no FK (erasure)
+    Column("email_hash", String(64), nullable=True),
+    Column("machine", Boolean, nullable=False, server_default=false()),  # sg_machine_open
+    Column("url", Text, nullable=False, server_default=""),  # clicks
+    Column("detail", Text, nullable=False, server_default=""),  # bounce type, drop reason…
+    Column("provider_id", String(255), nullable=False, server_default=""),  # sg_message_id
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Index("ix_delivery_events_issue_event", "issue", "event"),
 )

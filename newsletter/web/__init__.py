@@ -3,14 +3,26 @@ tree that imports Starlette. `create_app` is its only constructor."""
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+from collections.abc import Callable
 from typing import Any
 
 from newsletter.workspace import Workspace
 
 
-def create_app(workspace: Workspace, store: Any = None) -> Any:
+def create_app(
+    workspace: Workspace,
+    store: Any = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    outbox_dir: Any = None,
+) -> Any:
+    """`clock` lets tests move time (token expiry, webhook windows); `outbox_dir` is where the
+    outbox backend drops confirmation emails (default: the workspace's outbox/notices)."""
     from starlette.applications import Starlette
 
+    from newsletter import events
     from newsletter.store import open_store
     from newsletter.templating import environment
     from newsletter.tokens import Signer, load_secret
@@ -18,13 +30,20 @@ def create_app(workspace: Workspace, store: Any = None) -> Any:
     from newsletter.web.security import SecurityHeaders
 
     config = workspace.config
-    app = Starlette(routes=routes())
+    app = Starlette(routes=routes(workspace))
     app.add_middleware(SecurityHeaders)
     app.state.workspace = workspace
     app.state.config = config
     app.state.store = store or open_store(workspace.database_url)
     app.state.signer = Signer(load_secret(workspace.root))
     app.state.pages = environment(workspace.templates_dir)
+    app.state.clock = clock
+    app.state.now = lambda: dt.datetime.fromtimestamp(clock(), dt.UTC)
+    app.state.outbox_dir = outbox_dir or workspace.root / "outbox" / "notices"
+    key = events.verification_key(config.sendgrid.webhook_verification_key)
+    app.state.webhook_verifier = (
+        events.Verifier(key, config.sendgrid.webhook_max_age, clock) if key else None
+    )
     return app
 
 
