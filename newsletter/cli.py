@@ -576,11 +576,17 @@ def send(
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Run the subscriber-facing service: one-click unsubscribe, health check."""
+    """Run the subscriber-facing service: unsubscribe, preferences, sign-up, webhook, archive."""
     from newsletter.web import create_app, run
 
     with _user_errors():
         app = create_app(_workspace(ctx))
+    if app.state.webhook_verifier is None:
+        click.echo(
+            "warning: no SendGrid webhook verification key (SENDGRID_WEBHOOK_VERIFICATION_KEY):"
+            " /webhooks/sendgrid refuses every request",
+            err=True,
+        )
     run(app, host, port)
 
 

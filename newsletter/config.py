@@ -155,6 +155,8 @@ class ServeSettings(Section):
     confirm_days: int = Field(default=7, ge=1, le=60)  # a confirmation link's life
     signups_per_address: int = Field(default=3, ge=1)  # confirmation emails per address a day
     signups_per_client: int = Field(default=20, ge=1)  # sign-ups per client address an hour
+    # sites that may show /subscribe in an iframe (default: the subscribe_url's site)
+    embed_origins: list[AbsoluteUrl] | None = None
 
 
 class Config(Section):

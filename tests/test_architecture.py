@@ -30,7 +30,8 @@ OWNERS = {
     "markdown_it": {"markdown", "plaintext"},
     "yaml": {"issuefile"},
     "email_validator": {"addresses"},
-    "sendgrid": {"sendgrid"},
+    "sendgrid": {"sendgrid", "events"},  # the API client; the webhook's signature helper
+    "cryptography": {"events"},
     "python_http_client": {"sendgrid"},
     "itsdangerous": {"tokens"},
 }

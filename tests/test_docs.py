@@ -8,7 +8,17 @@ from pydantic import BaseModel
 
 from newsletter import placeholders
 from newsletter.cli import cli
-from newsletter.config import Collect, Colors, Config, NewsletterConfig, Publication, Utm
+from newsletter.config import (
+    Collect,
+    Colors,
+    Config,
+    NewsletterConfig,
+    Publication,
+    SendGridSettings,
+    ServeSettings,
+    SmtpSettings,
+    Utm,
+)
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -27,7 +37,17 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
 
 
 def test_every_config_key_is_in_the_readme() -> None:
-    models: list[type[BaseModel]] = [Config, Publication, Colors, NewsletterConfig, Utm, Collect]
+    models: list[type[BaseModel]] = [
+        Config,
+        Publication,
+        Colors,
+        NewsletterConfig,
+        Utm,
+        Collect,
+        SmtpSettings,
+        SendGridSettings,
+        ServeSettings,
+    ]
     for model in models:
         for name, field in model.model_fields.items():
             key = field.alias or name

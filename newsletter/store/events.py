@@ -139,3 +139,23 @@ def unsubscribed_after(conn: Connection, issue: str, newsletter: str, since: dt.
         *([c.at < until] if until is not None else []),
     )
     return int(conn.scalar(query) or 0)
+
+
+def journal_of(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
+    j = send_journal.c
+    query = (
+        select(j.issue, j.state, j.updated_at)
+        .where(j.subscriber_id == subscriber_id)
+        .order_by(j.issue)
+    )
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def events_of(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
+    e = delivery_events.c
+    query = (
+        select(e.event, e.issue, e.url, e.detail, e.machine, e.occurred_at)
+        .where(e.subscriber_id == subscriber_id)
+        .order_by(e.occurred_at, e.id)
+    )
+    return [dict(r._mapping) for r in conn.execute(query)]

@@ -11,7 +11,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, delete, exists, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Table,
+    and_,
+    delete,
+    distinct,
+    exists,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from newsletter.model import Recipient
 from newsletter.store.schema import consent_events, subscribers, subscriptions, suppressions
@@ -252,6 +264,15 @@ def history(conn: Connection, email_hash: str) -> list[dict[str, Any]]:
         .order_by(consent_events.c.id)
     )
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def requests_since(conn: Connection, email_hash: str, method: str, since: dt.datetime) -> int:
+    """How many sign-up requests (one per moment, whatever the newsletters) since `since`."""
+    c = consent_events.c
+    query = select(func.count(distinct(c.at))).where(
+        c.email_hash == email_hash, c.action == "pending", c.method == method, c.at > since
+    )
+    return int(conn.scalar(query) or 0)
 
 
 def subscriptions_of(conn: Connection, subscriber_id: int) -> dict[str, dict[str, Any]]:

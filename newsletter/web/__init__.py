@@ -28,14 +28,15 @@ def create_app(
     from newsletter.tokens import Signer, load_secret
     from newsletter.web.routes import routes
     from newsletter.web.security import SecurityHeaders
+    from newsletter.web.subscribe import ClientLimiter
 
     config = workspace.config
-    app = Starlette(routes=routes(workspace))
+    app = Starlette(routes=routes(workspace), exception_handlers={404: _not_found, 405: _not_found})
     app.add_middleware(SecurityHeaders)
     app.state.workspace = workspace
     app.state.config = config
     app.state.store = store or open_store(workspace.database_url)
-    app.state.signer = Signer(load_secret(workspace.root))
+    app.state.signer = Signer(load_secret(workspace.root), clock)
     app.state.pages = environment(workspace.templates_dir)
     app.state.clock = clock
     app.state.now = lambda: dt.datetime.fromtimestamp(clock(), dt.UTC)
@@ -44,7 +45,16 @@ def create_app(
     app.state.webhook_verifier = (
         events.Verifier(key, config.sendgrid.webhook_max_age, clock) if key else None
     )
+    app.state.limiter = ClientLimiter(config.serve.signups_per_client)
     return app
+
+
+async def _not_found(request: Any, exc: Any) -> Any:
+    from newsletter.web.pages import error
+
+    status = getattr(exc, "status_code", 404)
+    message = "There is no such page." if status == 404 else "That is not allowed here."
+    return error(request, message, status)
 
 
 def run(app: Any, host: str, port: int) -> None:

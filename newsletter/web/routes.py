@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from newsletter.web import unsubscribe, webhook
+from newsletter.web import archive, preferences, subscribe, unsubscribe, webhook
 from newsletter.workspace import Workspace
 
 
@@ -17,7 +17,23 @@ async def healthz(_request: Request) -> PlainTextResponse:
 def routes(workspace: Workspace) -> list[Route]:
     return [
         Route("/healthz", healthz, methods=["GET"]),
+        # a link in every email: GET shows, POST acts (RFC 8058 one-click, no CSRF token)
         Route("/unsubscribe/{token}", unsubscribe.page, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.one_click, methods=["POST"]),
+        Route("/preferences/{token}", preferences.page, methods=["GET"]),
+        Route("/preferences/{token}", preferences.save, methods=["POST"]),
+        Route("/preferences/{token}/data", preferences.data, methods=["POST"]),
+        Route("/preferences/{token}/delete", preferences.confirm_delete, methods=["GET"]),
+        Route("/preferences/{token}/delete", preferences.delete, methods=["POST"]),
+        # double opt-in
+        Route("/subscribe", subscribe.page, methods=["GET"]),
+        Route("/subscribe", subscribe.submit, methods=["POST"]),
+        Route("/confirm/{token}", subscribe.confirm_page, methods=["GET"]),
+        Route("/confirm/{token}", subscribe.confirm, methods=["POST"]),
         Route("/webhooks/sendgrid", webhook.sendgrid, methods=["POST"]),
+        # the archive, from build/
+        Route("/", archive.index, methods=["GET"]),
+        Route("/{newsletter}/feed.xml", archive.feed, methods=["GET"]),
+        Route("/{newsletter}/{date}/", archive.issue, methods=["GET"]),
+        Route("/{newsletter}/{date}", archive.issue, methods=["GET"]),
     ]

@@ -11,20 +11,7 @@ from starlette.responses import HTMLResponse
 
 from newsletter.subscribers import unsubscribe_id
 from newsletter.tokens import TokenError
-
-
-def mask(email: str) -> str:
-    """j***@example.com: enough for a reader to recognise, too little to harvest."""
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
-def _render(request: Request, name: str, status: int = 200, **values: object) -> HTMLResponse:
-    state = request.app.state
-    page = state.pages.get_template(f"pages/{name}.html.j2").render(
-        pub=state.config.publication, colors=state.config.publication.colors, **values
-    )
-    return HTMLResponse(page, status_code=status)
+from newsletter.web.pages import mask, render
 
 
 def _read(request: Request) -> tuple[int, str] | None:
@@ -40,7 +27,7 @@ def _read(request: Request) -> tuple[int, str] | None:
 async def page(request: Request) -> HTMLResponse:
     found = _read(request)
     if found is None:
-        return _render(request, "error", 400, message="This unsubscribe link is not valid.")
+        return render(request, "error", 400, message="This unsubscribe link is not valid.")
     subscriber_id, newsletter = found
     from newsletter.store import subscribers as q
 
@@ -51,7 +38,7 @@ async def page(request: Request) -> HTMLResponse:
 
     email = await run_in_threadpool(look)
     title = request.app.state.config.newsletters[newsletter].title
-    return _render(
+    return render(
         request,
         "unsubscribe",
         title=title,
@@ -64,13 +51,13 @@ async def page(request: Request) -> HTMLResponse:
 async def one_click(request: Request) -> HTMLResponse:
     found = _read(request)
     if found is None:
-        return _render(request, "error", 400, message="This unsubscribe link is not valid.")
+        return render(request, "error", 400, message="This unsubscribe link is not valid.")
     subscriber_id, newsletter = found
     result = await run_in_threadpool(
         unsubscribe_id, request.app.state.store, subscriber_id, newsletter
     )
     title = request.app.state.config.newsletters[newsletter].title
-    return _render(
+    return render(
         request,
         "unsubscribe",
         title=title,

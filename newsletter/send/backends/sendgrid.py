@@ -22,7 +22,8 @@ import os
 import threading
 import time
 import urllib.error
-from typing import Any
+from email.utils import parseaddr
+from typing import TYPE_CHECKING, Any
 
 from newsletter.config import SendGridSettings
 from newsletter.errors import NewsletterError
@@ -30,6 +31,9 @@ from newsletter.placeholders import NAMES
 from newsletter.send.backends.base import Outcome
 from newsletter.send.message import Message, MessageFactory
 from newsletter.send.retry import delays
+
+if TYPE_CHECKING:
+    from newsletter.notices import Notice
 
 KEY_ENV = "SENDGRID_API_KEY"
 HOST_ENV = "SENDGRID_API_HOST"
@@ -149,6 +153,31 @@ class SendGridBackend:
             outcome = self._post(self.payload(group))
             results.update((m.subscriber_id, outcome) for m in group)
         return [results[m.subscriber_id] for m in messages]
+
+    def send_notice(self, notice: Notice) -> Outcome:
+        """A single transactional email; its category keeps its events out of issue counts."""
+        body: dict[str, Any] = {
+            "from": {"email": notice.sender, "name": notice.sender_name},
+            "subject": notice.subject,
+            "content": [
+                {"type": "text/plain", "value": notice.text},
+                {"type": "text/html", "value": notice.html},
+            ],
+            "personalizations": [{"to": [{"email": notice.to}]}],
+            "categories": [f"notice:{notice.kind}"],
+            "custom_args": {"nl_notice": notice.kind},
+            "tracking_settings": {
+                "click_tracking": {"enable": False},  # the signed link must arrive as it is
+                "open_tracking": {"enable": False},
+            },
+        }
+        if notice.reply_to:
+            name, address = parseaddr(notice.reply_to)
+            body["reply_to"] = {"email": address, **({"name": name} if name else {})}
+        try:
+            return self._post(body)
+        except SendGridStop as exc:
+            return Outcome("failed", error=str(exc))
 
     def _post(self, body: dict[str, Any]) -> Outcome:
         from python_http_client.exceptions import HTTPError

@@ -16,10 +16,14 @@ import smtplib
 import ssl
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from newsletter.config import SmtpSettings
 from newsletter.send.backends.base import Outcome
 from newsletter.send.message import Message
+
+if TYPE_CHECKING:
+    from newsletter.notices import Notice
 from newsletter.send.retry import delays
 
 PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
@@ -131,7 +135,14 @@ class SmtpBackend:
         return [self._send_one(m) for m in messages]
 
     def _send_one(self, message: Message) -> Outcome:
-        envelope_from = message.factory.sender[1]  # the From address, known without parsing
+        # the From address comes from the factory: no parsing of each message
+        return self.deliver(message.factory.sender[1], message.to, message.data, message.message_id)
+
+    def send_notice(self, notice: Notice) -> Outcome:
+        return self.deliver(notice.sender, notice.to, notice.data, notice.message_id)
+
+    def deliver(self, envelope_from: str, to: str, data: bytes, message_id: str) -> Outcome:
+        """One message, with the retry rules above."""
         waits = delays(self.settings.retry_delay, self.settings.retries)
         last = ""
         for attempt in range(len(waits) + 1):
@@ -146,9 +157,9 @@ class SmtpBackend:
                 continue
             conn.dot_sent = False  # type: ignore[attr-defined]
             try:
-                refused = conn.sendmail(envelope_from, [message.to], message.data)
+                refused = conn.sendmail(envelope_from, [to], data)
             except smtplib.SMTPRecipientsRefused as exc:
-                code, text = exc.recipients.get(message.to, (550, b"refused"))
+                code, text = exc.recipients.get(to, (550, b"refused"))
                 self._reset()
                 if 400 <= code < 500:
                     last = _reply_text(code, text)
@@ -171,9 +182,9 @@ class SmtpBackend:
                 last = f"connection lost: {exc}"
                 continue
             if refused:
-                code, text = refused[message.to]
+                code, text = refused[to]
                 return Outcome("failed", error=_reply_text(code, text))
-            return Outcome("sent", provider_id=message.message_id)
+            return Outcome("sent", provider_id=message_id)
         return Outcome("failed", error=f"gave up after {len(waits) + 1} attempts: {last}")
 
     def settle(self, subscriber_ids: list[int]) -> None:

@@ -1,0 +1,112 @@
+"""The preferences page (/preferences/<token>): which newsletters, changed with one form;
+the tier; "download my data" and "delete me", each behind a confirming POST."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from newsletter import subscribers
+from newsletter.tokens import TokenError
+from newsletter.web.pages import checked_form, csrf_token, error, mask, render
+
+INVALID = "This preferences link is not valid."
+
+
+def _subscriber(request: Request) -> int | None:
+    try:
+        data = request.app.state.signer.read("preferences", request.path_params["token"])
+    except TokenError:
+        return None
+    return data.subscriber_id if data.newsletter is None else None
+
+
+def _offered(request: Request) -> dict[str, str]:
+    return {key: nl.title for key, nl in request.app.state.config.newsletters.items()}
+
+
+async def _page(request: Request, subscriber_id: int, **values: object) -> HTMLResponse:
+    person = await run_in_threadpool(subscribers.profile, request.app.state.store, subscriber_id)
+    if person is None:
+        return error(request, "We hold nothing on this subscriber any more.", 404)
+    token = request.path_params["token"]
+    values.setdefault("saved", False)
+    return render(
+        request,
+        "preferences",
+        person=person,
+        email=mask(person.email),
+        offered=_offered(request),
+        csrf=csrf_token(request, token),
+        base=f"/preferences/{token}",
+        **values,
+    )
+
+
+async def page(request: Request) -> Response:
+    subscriber_id = _subscriber(request)
+    if subscriber_id is None:
+        return error(request, INVALID)
+    return await _page(request, subscriber_id)
+
+
+async def save(request: Request) -> Response:
+    subscriber_id = _subscriber(request)
+    if subscriber_id is None:
+        return error(request, INVALID)
+    form = await checked_form(request, request.path_params["token"])
+    if form is None:
+        return error(request, "This form has expired: reload the page and try again.", 403)
+    offered = set(_offered(request))
+    wanted = set(form.get("newsletter", [])) & offered
+    changes = await run_in_threadpool(
+        subscribers.set_newsletters, request.app.state.store, subscriber_id, wanted, offered
+    )
+    if changes is None:
+        return error(request, "We hold nothing on this subscriber any more.", 404)
+    return await _page(request, subscriber_id, saved=True)
+
+
+async def confirm_delete(request: Request) -> Response:
+    subscriber_id = _subscriber(request)
+    if subscriber_id is None:
+        return error(request, INVALID)
+    token = request.path_params["token"]
+    return render(
+        request,
+        "delete",
+        done=False,
+        csrf=csrf_token(request, token),
+        action=f"/preferences/{token}/delete",
+        back=f"/preferences/{token}",
+    )
+
+
+async def delete(request: Request) -> Response:
+    subscriber_id = _subscriber(request)
+    if subscriber_id is None:
+        return error(request, INVALID)
+    if await checked_form(request, request.path_params["token"]) is None:
+        return error(request, "This form has expired: reload the page and try again.", 403)
+    await run_in_threadpool(subscribers.forget_id, request.app.state.store, subscriber_id)
+    return render(request, "delete", done=True)
+
+
+async def data(request: Request) -> Response:
+    """POST only: the button is the confirmation, and a link scanner never fetches it."""
+    subscriber_id = _subscriber(request)
+    if subscriber_id is None:
+        return error(request, INVALID)
+    if await checked_form(request, request.path_params["token"]) is None:
+        return error(request, "This form has expired: reload the page and try again.", 403)
+    found = await run_in_threadpool(subscribers.data_of, request.app.state.store, subscriber_id)
+    if found is None:
+        return error(request, "We hold nothing on this subscriber any more.", 404)
+    return Response(
+        json.dumps(found, indent=2, ensure_ascii=False) + "\n",
+        media_type="application/json",
+        headers={"Content-Disposition": 'attachment; filename="my-newsletter-data.json"'},
+    )

@@ -1,0 +1,213 @@
+"""Sign-up with double opt-in: /subscribe (a form, embeddable in the publication's site),
+and /confirm/<token>, whose GET shows a button and whose POST confirms (mail scanners open
+every link: no GET changes anything).
+
+The answer to a sign-up is the same page whether the address was known, new, subscribed
+or suppressed, and the confirmation email goes out after the answer (a background task),
+so neither the page nor its timing tells a visitor who is on the list."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+from urllib.parse import urlsplit
+
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from newsletter import optin
+from newsletter.errors import NewsletterError, SubscriberError
+from newsletter.tokens import TokenError
+from newsletter.web.pages import checked_form, csrf_token, error, mask, render
+from newsletter.web.security import policy
+
+log = logging.getLogger("newsletter.web")
+FORM = "subscribe"
+
+
+class ClientLimiter:
+    """At most `limit` sign-ups per client address an hour, in this process's memory (the
+    per-address limit is in the database, so it holds across processes)."""
+
+    def __init__(self, limit: int, window: float = 3600.0):
+        self.limit = limit
+        self.window = window
+        self._seen: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def allow(self, client: str, now: float) -> bool:
+        with self._lock:
+            times = self._seen[client]
+            while times and times[0] <= now - self.window:
+                times.popleft()
+            if len(times) >= self.limit:
+                return False
+            times.append(now)
+            if len(self._seen) > 100_000:  # forget idle clients
+                for key in [k for k, v in self._seen.items() if not v]:
+                    del self._seen[key]
+            return True
+
+
+def _offered(request: Request) -> dict[str, str]:
+    return {key: nl.title for key, nl in request.app.state.config.newsletters.items()}
+
+
+def _form(request: Request, status: int = 200, **values: object) -> Response:
+    chosen = values.pop("chosen", None)
+    if chosen is None:
+        asked = request.query_params.getlist("newsletter")
+        chosen = [k for k in asked if k in _offered(request)] or list(_offered(request))[:1]
+    values.setdefault("problem", None)
+    values.setdefault("email", "")
+    return render(
+        request,
+        "subscribe",
+        status,
+        offered=_offered(request),
+        chosen=chosen,
+        csrf=csrf_token(request, FORM),
+        **values,
+    )
+
+
+async def page(request: Request) -> Response:
+    """Also meant for an iframe on the publication's own site (and only there)."""
+    response = _form(request)
+    response.headers["Content-Security-Policy"] = policy(_embedders(request))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _embedders(request: Request) -> list[str]:
+    config = request.app.state.config
+    origins = config.serve.embed_origins
+    if origins is None:
+        origins = [config.publication.subscribe_url] if config.publication.subscribe_url else []
+    return sorted({_origin(url) for url in origins})
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+async def submit(request: Request) -> Response:
+    state = request.app.state
+    form = await checked_form(request, FORM)
+    if form is None:
+        return _form(request, 403, problem="This form has expired: please try again.")
+    if form.get("website", [""])[0]:  # the hidden field only bots fill in
+        return render(request, "check_inbox")
+    email = form.get("email", [""])[0].strip()
+    chosen = [k for k in form.get("newsletter", []) if k in _offered(request)]
+    if not chosen:
+        return _form(request, 400, problem="Choose at least one newsletter.", email=email)
+    client = request.client.host if request.client else "unknown"
+    if not state.limiter.allow(client, time.monotonic()):
+        return error(request, "Too many sign-ups from your network: please try again later.", 429)
+    settings = state.config.serve
+    try:
+        signup = await run_in_threadpool(
+            optin.request,
+            state.store,
+            email,
+            chosen,
+            per_address=settings.signups_per_address,
+            now=state.now(),
+        )
+    except SubscriberError:
+        return _form(
+            request,
+            400,
+            problem="That does not look like an email address.",
+            email=email,
+            chosen=chosen,
+        )
+    task = BackgroundTask(_mail_confirmation, request, signup) if signup else None
+    return render(request, "check_inbox", background=task)
+
+
+def _mail_confirmation(request: Request, signup: optin.Signup) -> None:
+    from newsletter.notices import confirmation
+    from newsletter.send.notice import deliver_notice
+
+    state = request.app.state
+    config = state.config
+    try:
+        notice = confirmation(
+            config,
+            state.pages,
+            state.signer,
+            signup.subscriber_id,
+            signup.email,
+            signup.newsletters,
+            state.now(),
+            config.serve.confirm_days,
+        )
+        outcome = deliver_notice(config, config.serve.backend, state.outbox_dir, notice)
+    except (NewsletterError, OSError) as exc:
+        log.error("confirmation email for subscriber %s not sent: %s", signup.subscriber_id, exc)
+        return
+    if outcome.state != "sent":
+        log.error(
+            "confirmation email for subscriber %s: %s %s",
+            signup.subscriber_id,
+            outcome.state,
+            outcome.error,
+        )
+
+
+def _confirming(request: Request) -> int | str:
+    """The subscriber id, or the message to show."""
+    max_age = request.app.state.config.serve.confirm_days * 24 * 3600
+    try:
+        data = request.app.state.signer.read("confirm", request.path_params["token"], max_age)
+    except TokenError as exc:
+        if "expired" in str(exc):
+            return "This confirmation link has expired: please sign up again."
+        return "This confirmation link is not valid."
+    return data.subscriber_id
+
+
+async def confirm_page(request: Request) -> Response:
+    found = _confirming(request)
+    if isinstance(found, str):
+        return error(request, found)
+    return render(
+        request,
+        "confirm",
+        done=False,
+        csrf=csrf_token(request, request.path_params["token"]),
+        action=request.url.path,
+    )
+
+
+async def confirm(request: Request) -> Response:
+    found = _confirming(request)
+    if isinstance(found, str):
+        return error(request, found)
+    if await checked_form(request, request.path_params["token"]) is None:
+        return error(request, "This form has expired: reload the page and try again.", 403)
+    state = request.app.state
+    result = await run_in_threadpool(optin.confirm, state.store, found, now=state.now())
+    if result is None or result.suppressed:
+        return error(request, "We cannot send newsletters to this address.", 410)
+    titles = [
+        state.config.newsletters[k].title
+        for k in result.newsletters
+        if k in state.config.newsletters
+    ]
+    preferences = state.signer.make("preferences", found)
+    return render(
+        request,
+        "confirm",
+        done=True,
+        email=mask(result.email),
+        titles=titles,
+        preferences=f"/preferences/{preferences}",
+    )
