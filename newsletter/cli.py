@@ -650,3 +650,22 @@ def _print_stats(s: Any) -> None:
             f"Reconcile: {s.events_without_send} event(s) for messages the send journal"
             " does not know"
         )
+
+
+@cli.command()
+@click.argument("issue", required=False)
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+def preview(ctx: click.Context, issue: str | None, port: int) -> None:
+    """Show ISSUE (default: the issue file edited last) live, reloaded as you edit."""
+    from newsletter.preview import issue_path
+    from newsletter.web.preview import create_preview_app, run_preview
+
+    with _user_errors():
+        ws = _workspace(ctx)
+        path = issue_path(ws, issue)
+        if not path.is_file():
+            _fail(f"{ws.display(path)}: no such issue file")
+        app = create_preview_app(ws, path)
+    click.echo(f"Previewing {ws.display(path)} at http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+    run_preview(app, port)

@@ -314,3 +314,46 @@ def service(
         client.workspace = workspace  # type: ignore[attr-defined]
         yield client
     store.close()
+
+
+class LiveServer:
+    """An ASGI app under a real uvicorn on a loopback port, in a thread."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        import threading
+        import time
+
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def live_server():  # type: ignore[no-untyped-def]
+    """live_server(app) → a LiveServer, stopped after the test."""
+    servers: list[LiveServer] = []
+
+    def start(app) -> LiveServer:  # type: ignore[no-untyped-def]
+        server = LiveServer(app)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
