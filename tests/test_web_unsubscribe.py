@@ -75,3 +75,24 @@ def test_security_headers_and_health(service: TestClient) -> None:
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_access_log_never_shows_a_token() -> None:
+    import logging
+
+    from newsletter.web import RedactTokens
+
+    token = link()[len("/unsubscribe/") :]
+    for path in (f"/unsubscribe/{token}", f"/preferences/{token}?x=1", f"/confirm/{token}"):
+        record = logging.LogRecord(
+            "uvicorn.access",
+            logging.INFO,
+            "",
+            0,
+            '%s - "%s %s HTTP/%s" %d',
+            ("127.0.0.1:5000", "POST", path, "1.1", 200),
+            None,
+        )
+        assert RedactTokens().filter(record)
+        shown = record.getMessage()
+        assert token not in shown and "/[token]" in shown

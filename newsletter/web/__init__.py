@@ -4,6 +4,8 @@ tree that imports Starlette. `create_app` is its only constructor."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -57,8 +59,24 @@ async def _not_found(request: Any, exc: Any) -> Any:
     return error(request, message, status)
 
 
+_TOKEN_PATH = re.compile(r"^/(unsubscribe|preferences|confirm)/[^/?]+")
+
+
+class RedactTokens(logging.Filter):
+    """The access log never shows a link's token: a preferences token in a log file would
+    let whoever reads it download that subscriber's data."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path = _TOKEN_PATH.sub(r"/\1/[token]", args[2])
+            record.args = (*args[:2], path, *args[3:])
+        return True
+
+
 def run(app: Any, host: str, port: int) -> None:
     """Serve under uvicorn; X-Forwarded-* is trusted only from a proxy on this machine."""
     import uvicorn
 
+    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
     uvicorn.run(app, host=host, port=port, proxy_headers=True, forwarded_allow_ips="127.0.0.1")

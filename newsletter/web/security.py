@@ -1,10 +1,10 @@
-"""Security headers on every response."""
+"""Security headers on every response (a plain ASGI middleware: Starlette's
+BaseHTTPMiddleware costs a task and a stream per request)."""
 
 from __future__ import annotations
 
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https:; "
@@ -16,16 +16,27 @@ HEADERS = {
 }
 
 
-class SecurityHeaders(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        if "content-security-policy" in response.headers:  # a page that sets its own framing
-            response.headers.setdefault("X-Content-Type-Options", "nosniff")
-            response.headers.setdefault("Referrer-Policy", "no-referrer")
-            return response
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
-        return response
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                # a page that sets its own policy (the embeddable sign-up form) keeps it
+                own = "content-security-policy" in headers
+                for name, value in HEADERS.items():
+                    if own and name in ("Content-Security-Policy", "X-Frame-Options"):
+                        continue
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def policy(frame_ancestors: list[str]) -> str:

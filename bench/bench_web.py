@@ -1,0 +1,216 @@
+"""Web service load check: prints figures, and fails only if something was lost or doubled.
+
+`newsletter serve` runs as a fresh process (one uvicorn worker, SQLite in WAL) on loopback;
+client threads, each with its own keep-alive connection, send:
+- one-click unsubscribes (RFC 8058 POSTs, as Gmail sends them) for N different subscribers,
+  plus a second POST for a tenth of them (idempotence);
+- the SendGrid Event Webhook: E events (default 100,000) in signed batches of B (default
+  1,000), with a tenth of the batches delivered twice, as SendGrid's retries do.
+Then it counts in the database: every subscriber unsubscribed once, every event stored once.
+
+Usage: .venv/bin/python bench/bench_web.py [--subscribers 10000] [--events 100000]
+       [--batch 1000] [--clients 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from bench_subscribers import make_csv  # noqa: E402
+
+from newsletter.importer import Importer  # noqa: E402
+from newsletter.store import open_store  # noqa: E402
+from newsletter.tokens import Signer  # noqa: E402
+from newsletter.workspace import Workspace  # noqa: E402
+from tests.webhook_signing import WebhookSigner, body_of  # noqa: E402
+
+SECRET = "bench-secret-" + "w" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_clients(port: int, jobs: list[tuple[str, bytes, dict[str, str]]], clients: int):
+    """POST every job; (seconds, latencies, statuses)."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    queue = list(reversed(jobs))
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine: list[float] = []
+        seen: dict[int, int] = {}
+        while True:
+            with lock:
+                if not queue:
+                    break
+                path, body, headers = queue.pop()
+            start = time.perf_counter()
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            mine.append(time.perf_counter() - start)
+            seen[response.status] = seen.get(response.status, 0) + 1
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            for k, v in seen.items():
+                statuses[k] = statuses.get(k, 0) + v
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, latencies, statuses
+
+
+def p(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] * 1000 if len(values) > 1 else 0.0
+
+
+def report(label: str, seconds: float, latencies: list[float], statuses: dict[int, int]) -> None:
+    n = len(latencies)
+    print(
+        f"{label}: {n:,} requests in {seconds:.1f} s = {n / seconds:,.0f} req/s; "
+        f"latency p50 {p(latencies, 50):.1f} ms, p99 {p(latencies, 99):.1f} ms; statuses {statuses}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--subscribers", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1_000)
+    parser.add_argument("--clients", type=int, default=16)
+    args = parser.parse_args()
+
+    root = Path(tempfile.mkdtemp(prefix="nl-bench-web-"))
+    shutil.copy(REPO / "newsletter.toml", root)
+    url = f"sqlite:///{root / 'newsletter.db'}"
+    signer = WebhookSigner()
+    env = {
+        **os.environ,
+        "NEWSLETTER_SECRET": SECRET,
+        "NEWSLETTER_DATABASE_URL": url,
+        "SENDGRID_WEBHOOK_VERIFICATION_KEY": signer.public_key,
+    }
+    os.environ.update(env)
+    store = open_store(url)
+    make_csv(root / "list.csv", args.subscribers)
+    Importer(store, set(Workspace(root).config.newsletters), newsletter="daily").run(
+        root / "list.csv"
+    )
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
+    print(f"{args.subscribers:,} subscribers, SQLite, {args.clients} client threads\n")
+
+    port = free_port()
+    server = subprocess.Popen(
+        [str(REPO / ".venv/bin/newsletter"), "-w", str(root), "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(0.1)
+
+        # -- one-click unsubscribes --------------------------------------------------------
+        tokens = Signer(SECRET)
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        ids = list(range(1, args.subscribers + 1))
+        jobs = [
+            (
+                f"/unsubscribe/{tokens.make('unsubscribe', i, 'daily')}",
+                b"List-Unsubscribe=One-Click",
+                form,
+            )
+            for i in ids + ids[::10]
+        ]
+        seconds, latencies, statuses = run_clients(port, jobs, args.clients)
+        report("one-click unsubscribe", seconds, latencies, statuses)
+
+        # -- webhook --------------------------------------------------------------------------
+        kinds = ["processed", "delivered", "open", "open", "click"]
+        batches = []
+        for start in range(0, args.events, args.batch):
+            events = [
+                {
+                    "email": f"reader{n}@example.com",
+                    "event": kinds[n % len(kinds)],
+                    "sg_event_id": f"bench-{n}",
+                    "sg_message_id": f"m{n}",
+                    "timestamp": 1_747_200_000 + n,
+                    "nl_issue": "daily/2025-05-14",
+                    "nl_subscriber": str(n % args.subscribers + 1),
+                    **({"url": f"https://example.com/{n % 7}"} if n % len(kinds) == 4 else {}),
+                    **({"sg_machine_open": n % 3 == 0} if kinds[n % len(kinds)] == "open" else {}),
+                }
+                for n in range(start, min(start + args.batch, args.events))
+            ]
+            body = body_of(events)
+            batches.append(("/webhooks/sendgrid", body, signer.headers(body, int(time.time()))))
+        retried = batches + batches[::10]
+        seconds, latencies, statuses = run_clients(port, retried, min(args.clients, 8))
+        report(f"webhook, batches of {args.batch:,}", seconds, latencies, statuses)
+        received = args.events * len(retried) / len(batches)
+        print(
+            f"  {received / seconds:,.0f} events/s received ({len(retried)} requests, "
+            f"{len(batches[::10])} of them retries of a batch already stored)"
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
+
+    # -- nothing lost, nothing doubled ------------------------------------------------------
+    from sqlalchemy import func, select
+
+    from newsletter.store.schema import consent_events, delivery_events, subscriptions
+
+    with store.begin() as conn:
+        unsubscribed = conn.scalar(
+            select(func.count()).where(subscriptions.c.status == "unsubscribed")
+        )
+        history = conn.scalar(select(func.count()).where(consent_events.c.action == "unsubscribed"))
+        stored = conn.scalar(select(func.count()).select_from(delivery_events))
+        distinct = conn.scalar(select(func.count(func.distinct(delivery_events.c.event_id))))
+    print(
+        f"\nunsubscribed {unsubscribed:,} of {args.subscribers:,} (history rows {history:,}); "
+        f"events stored {stored:,} of {args.events:,} (distinct {distinct:,})"
+    )
+    ok = unsubscribed == history == args.subscribers and stored == distinct == args.events
+    print("nothing lost or doubled" if ok else "LOST OR DOUBLED")
+    shutil.rmtree(root)
+    if not ok:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()
