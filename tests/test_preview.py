@@ -54,16 +54,14 @@ def test_errors_are_shown_in_the_page_and_it_recovers(workspace: Path) -> None:
     good = path.read_text()
     with client(workspace) as c:
         path.write_text(good.replace("subject:", "subjekt:", 1))
-        import asyncio
-
-        asyncio.run(c.app.state.preview.refresh())  # type: ignore[attr-defined]
+        c.app.state.preview.reload()  # type: ignore[attr-defined]
         shell = c.get("/")
         assert shell.status_code == 200 and 'role="alert"' in shell.text
         assert "issues/daily/2025-05-14.md:5: error: " in shell.text
         assert "<iframe" not in shell.text
         assert c.get("/email").status_code == 422
         path.write_text(good)
-        asyncio.run(c.app.state.preview.refresh())  # type: ignore[attr-defined]
+        c.app.state.preview.reload()  # type: ignore[attr-defined]
         assert "<iframe" in c.get("/").text
 
 

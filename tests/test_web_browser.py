@@ -114,6 +114,7 @@ def test_subscribe_then_confirm_from_the_email(site, browser) -> None:  # type: 
     }  # opening the link is not enough
     confirm.get_by_role("button", name="Confirm my subscription").click()
     confirm.wait_for_selector("text=You are subscribed")
+    assert confirm.evaluate(OVERFLOW) <= 0
     people = {p.email: p.newsletters for p in listing(site.store)}
     assert people["new.reader@example.net"] == {"green": "subscribed"}
 

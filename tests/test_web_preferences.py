@@ -76,8 +76,9 @@ def test_a_post_without_a_valid_csrf_token_changes_nothing(service: TestClient) 
         url(purpose="unsubscribe", newsletter="daily"),
         url(purpose="confirm"),
         "/preferences/1",
+        "/preferences/2" + url()[len("/preferences/1") :],  # subscriber 1's token, id changed
     ],
-    ids=["tampered", "unsubscribe-token", "confirm-token", "malformed"],
+    ids=["tampered", "unsubscribe-token", "confirm-token", "malformed", "other-subscriber"],
 )
 def test_a_bad_token_shows_an_error_and_changes_nothing(service: TestClient, path: str) -> None:
     assert service.get(path).status_code == 400

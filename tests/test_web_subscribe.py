@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import re
 from pathlib import Path
 
@@ -185,3 +186,57 @@ def test_a_suppressed_address_is_never_confirmed(service: TestClient) -> None:
     assert status(service, "bouncy@example.net") == {"daily": "pending"}
     with pytest.raises(SubscriberError):
         add(service.store, "bouncy@example.net", "daily")  # type: ignore[attr-defined]
+
+
+def _app_with(
+    workspace: Path, backend: str, settings: str, monkeypatch: pytest.MonkeyPatch
+) -> TestClient:
+    from newsletter.store import open_store
+    from newsletter.web import create_app
+    from newsletter.workspace import Workspace
+
+    config = workspace / "newsletter.toml"
+    config.write_text(config.read_text() + f'\n[serve]\nbackend = "{backend}"\n{settings}\n')
+    monkeypatch.setenv("NEWSLETTER_SECRET", "s" * 40)
+    return TestClient(
+        create_app(Workspace(workspace), open_store(f"sqlite:///{workspace / 'w.db'}"))
+    )
+
+
+def test_the_confirmation_goes_through_smtp(
+    workspace: Path, smtp_server, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import use_smtp
+
+    use_smtp(workspace, smtp_server.port)
+    with _app_with(workspace, "smtp", "", monkeypatch) as client:
+        assert sign_up(client, "smtp.reader@example.net", "weekly").status_code == 200
+    assert smtp_server.received() == ["smtp.reader@example.net"]
+    data = smtp_server.messages[0][2]
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert message["Subject"] == "Confirm your subscription to The Week's Must-Reads"
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert "/confirm/" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_the_confirmation_goes_through_sendgrid_untracked(
+    workspace: Path, fake_sendgrid, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    with _app_with(workspace, "sendgrid", "", monkeypatch) as client:
+        assert sign_up(client, "api.reader@example.net", "daily").status_code == 200
+    (body,) = fake_sendgrid.requests
+    assert fake_sendgrid.recipients() == ["api.reader@example.net"]
+    assert body["categories"] == ["notice:confirm"]
+    assert "nl_issue" not in json.dumps(body)  # its events never count for an issue
+    assert body["tracking_settings"]["click_tracking"] == {"enable": False}
+    assert "/confirm/" in body["content"][0]["value"]
+
+
+def test_serve_refuses_to_start_without_what_its_backend_needs(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.errors import NewsletterError
+
+    monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
+    with pytest.raises(NewsletterError, match="SENDGRID_API_KEY"):
+        _app_with(workspace, "sendgrid", "", monkeypatch)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
+from newsletter.errors import NewsletterError
 from newsletter.workspace import Workspace
 
 
@@ -33,6 +35,10 @@ def create_app(
     from newsletter.web.subscribe import ClientLimiter
 
     config = workspace.config
+    if config.serve.backend == "sendgrid" and not os.environ.get("SENDGRID_API_KEY"):
+        raise NewsletterError(
+            "[serve] backend is sendgrid: set SENDGRID_API_KEY for the confirmation emails"
+        )
     app = Starlette(routes=routes(workspace), exception_handlers={404: _not_found, 405: _not_found})
     app.add_middleware(SecurityHeaders)
     app.state.workspace = workspace

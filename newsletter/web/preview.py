@@ -59,9 +59,12 @@ class State:
     rendering: Rendering
     version: int = 1
 
-    async def refresh(self) -> None:
-        self.rendering = await run_in_threadpool(render_preview, self.root, self.path)
+    def reload(self) -> None:
+        self.rendering = render_preview(self.root, self.path)
         self.version += 1
+
+    async def refresh(self) -> None:
+        await run_in_threadpool(self.reload)
 
 
 def _choice(request: Request, name: str, options: tuple[str, ...]) -> str:
