@@ -15,6 +15,7 @@ from newsletter import addresses
 from newsletter.errors import SubscriberError
 from newsletter.store import Store
 from newsletter.store import subscribers as q
+from newsletter.subscribers import create
 
 METHOD = "web"
 
@@ -54,24 +55,7 @@ def request(
         if not wanted or recent >= per_address:
             return None
         if person is None:
-            q.insert_subscribers(
-                conn,
-                [
-                    {
-                        "email": address.email,
-                        "email_key": address.key,
-                        "email_hash": address.hash,
-                        "name": "",
-                        "tier": "free",
-                        "source": METHOD,
-                        "attributes": {},
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                ],
-            )
-            person = q.by_key(conn, address.key)
-            assert person is not None
+            person = create(conn, address, "", "free", METHOD, now)
         for key in wanted:
             q.set_status(conn, person.id, key, "pending", METHOD, now, existed=key in subs)
         q.record(

@@ -4,7 +4,6 @@ problems that stop it from rendering."""
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,15 +76,4 @@ def issue_path(workspace: Workspace, ref: str | None) -> Path:
     """ISSUE as a file or <newsletter>/<date>; the newest issue file without one."""
     if ref is None:
         return newest_issue(workspace)
-    path = Path(ref)
-    if path.suffix == ".md":
-        return path.resolve()
-    parts = ref.strip("/").split("/")
-    if len(parts) == 2:
-        try:
-            return workspace.issue_path(parts[0], dt.date.fromisoformat(parts[1]))
-        except ValueError:
-            pass
-    raise NewsletterError(
-        f"'{ref}' is neither an issue file nor <newsletter>/<date> (like daily/2025-05-14)"
-    )
+    return workspace.resolve_issue(ref).resolve()

@@ -85,24 +85,7 @@ def add(
             raise SubscriberError(f"{email} is on the suppression list ({reason}): not added")
         person = q.by_key(conn, address.key)
         if person is None:
-            q.insert_subscribers(
-                conn,
-                [
-                    {
-                        "email": address.email,
-                        "email_key": address.key,
-                        "email_hash": address.hash,
-                        "name": name or "",
-                        "tier": tier or "free",
-                        "source": method,
-                        "attributes": {},
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                ],
-            )
-            person = q.by_key(conn, address.key)
-            assert person is not None
+            person = create(conn, address, name or "", tier or "free", method, now)
             result = "added"
         else:
             change = {
@@ -121,6 +104,27 @@ def add(
             q.record(conn, [_event(address, person.id, newsletter, "subscribed", method, now)])
             result = "added" if was is None else "resubscribed"
         return result
+
+
+def create(
+    conn: Any, address: addresses.Address, name: str, tier: str, source: str, now: dt.datetime
+) -> q.SubscriberRow:
+    """Insert a new subscriber (no subscription yet) inside the caller's transaction."""
+    row = {
+        "email": address.email,
+        "email_key": address.key,
+        "email_hash": address.hash,
+        "name": name,
+        "tier": tier,
+        "source": source,
+        "attributes": {},
+        "created_at": now,
+        "updated_at": now,
+    }
+    q.insert_subscribers(conn, [row])
+    person = q.by_key(conn, address.key)
+    assert person is not None
+    return person
 
 
 def remove(

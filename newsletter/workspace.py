@@ -65,6 +65,21 @@ class Workspace:
     def issue_path(self, newsletter: str, date: dt.date) -> Path:
         return self.issues_dir / newsletter / f"{date.isoformat()}.md"
 
+    def resolve_issue(self, ref: str) -> Path:
+        """An issue named on the command line: a file, or `<newsletter>/<date>`."""
+        path = Path(ref)
+        if path.suffix == ".md":
+            return path
+        parts = ref.strip("/").split("/")
+        if len(parts) == 2:
+            try:
+                return self.issue_path(parts[0], dt.date.fromisoformat(parts[1]))
+            except ValueError:
+                pass
+        raise WorkspaceError(
+            f"'{ref}' is neither an issue file nor <newsletter>/<date> (like daily/2025-05-14)"
+        )
+
     def display(self, path: Path) -> str:
         """A path as the editor would type it: relative to the workspace when inside it."""
         try:

@@ -103,25 +103,9 @@ class SendReport:
         }
 
 
-def _resolve(workspace: Workspace, ref: str) -> Path:
-    """An issue file path, or `<newsletter>/<date>`."""
-    path = Path(ref)
-    if path.suffix == ".md":
-        return path
-    parts = ref.strip("/").split("/")
-    if len(parts) == 2:
-        try:
-            return workspace.issue_path(parts[0], dt.date.fromisoformat(parts[1]))
-        except ValueError:
-            pass
-    raise SendError(
-        f"'{ref}' is neither an issue file nor <newsletter>/<date> (like daily/2025-05-14)"
-    )
-
-
 def issue_key(workspace: Workspace, ref: str) -> str:
     """`<newsletter>/<date>` for an issue file or such a reference (the file need not exist)."""
-    path = _resolve(workspace, ref)
+    path = workspace.resolve_issue(ref)
     try:
         dt.date.fromisoformat(path.stem)
     except ValueError:
@@ -160,7 +144,7 @@ def send_window_end(workspace: Workspace, content: IssueContent) -> dt.datetime:
 
 def plan_send(workspace: Workspace, store: Store, ref: str, options: SendOptions) -> SendPlan:
     now = options.now or dt.datetime.now(dt.UTC)
-    path = _resolve(workspace, ref)
+    path = workspace.resolve_issue(ref)
     content, status = _content(workspace, path)
     if options.at is not None:
         if options.backend != "sendgrid":
