@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from starlette.testclient import TestClient
 
@@ -96,3 +98,13 @@ def test_the_access_log_never_shows_a_token() -> None:
         assert RedactTokens().filter(record)
         shown = record.getMessage()
         assert token not in shown and "/[token]" in shown
+
+
+def test_the_page_links_to_preferences_and_nothing_redirects(service: TestClient) -> None:
+    page = service.get(link())
+    preferences = re.search(r'href="(/preferences/[^"]+)"', page.text)
+    assert preferences
+    assert "Your newsletters" in service.get(preferences.group(1)).text
+    for path in ("/subscribe/", "//evil.example/", "/healthz/", "/unsubscribe/x/"):
+        response = service.get(path)
+        assert response.status_code == 404 and "location" not in response.headers, path

@@ -40,6 +40,7 @@ def create_app(
             "[serve] backend is sendgrid: set SENDGRID_API_KEY for the confirmation emails"
         )
     app = Starlette(routes=routes(workspace), exception_handlers={404: _not_found, 405: _not_found})
+    app.router.redirect_slashes = False  # no endpoint redirects, not even to add a slash
     app.add_middleware(SecurityHeaders)
     app.state.workspace = workspace
     app.state.config = config

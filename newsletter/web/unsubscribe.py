@@ -38,12 +38,14 @@ async def page(request: Request) -> HTMLResponse:
 
     email = await run_in_threadpool(look)
     title = request.app.state.config.newsletters[newsletter].title
+    preferences = request.app.state.signer.make("preferences", subscriber_id)
     return render(
         request,
         "unsubscribe",
         title=title,
         email=mask(email) if email else None,
         action=request.url.path,
+        preferences=f"/preferences/{preferences}",
         done=False,
     )
 
@@ -63,5 +65,6 @@ async def one_click(request: Request) -> HTMLResponse:
         title=title,
         email=mask(result.email) if result else None,
         action=request.url.path,
+        preferences=f"/preferences/{request.app.state.signer.make('preferences', subscriber_id)}",
         done=True,
     )
