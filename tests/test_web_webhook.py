@@ -360,3 +360,39 @@ def test_stats_of_an_issue_never_sent_is_a_clear_error(sending: Path) -> None:
     assert (
         result.output.strip() == "Error: daily/2025-05-13 has not been sent and no event names it"
     )
+
+
+def test_the_same_batch_delivered_twice_at_once_acts_once(store) -> None:  # type: ignore[no-untyped-def]
+    """SendGrid may retry while the first delivery is still being stored: on PostgreSQL the
+    two transactions race on the unique event id, and only the one that stored acts."""
+    import datetime as dt
+    import threading
+
+    from newsletter import events as ev
+    from newsletter.store import subscribers as q
+
+    add(store, "racer@example.com", "daily")
+    now = dt.datetime.now(dt.UTC)
+    batch = [event("spamreport", n, 1, email="racer@example.com") for n in range(50)]
+    batch += [event("delivered", 100 + n, 1) for n in range(500)]
+    parsed = ev.parse(body_of(batch), now)
+    results: list[ev.Recorded] = []
+    barrier = threading.Barrier(2)
+
+    def deliver() -> None:
+        barrier.wait()
+        results.append(ev.record(store, parsed))
+
+    threads = [threading.Thread(target=deliver) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.stored for r in results) == [0, 550]
+    assert sum(r.suppressed for r in results) == 1
+    with store.begin() as conn:
+        assert eq.count(conn) == 550
+        person = q.by_key(conn, "racer@example.com")
+        assert person is not None
+        actions = [e["action"] for e in q.history(conn, person.email_hash)]
+    assert actions == ["subscribed", "suppressed"]
