@@ -396,3 +396,20 @@ def test_the_same_batch_delivered_twice_at_once_acts_once(store) -> None:  # typ
         assert person is not None
         actions = [e["action"] for e in q.history(conn, person.email_hash)]
     assert actions == ["subscribed", "suppressed"]
+
+
+def test_serve_says_at_start_that_the_webhook_is_refused_without_a_key(
+    sending: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import newsletter.web
+
+    started: list[int] = []
+    monkeypatch.setattr(newsletter.web, "run", lambda app, host, port: started.append(port))
+    monkeypatch.delenv("SENDGRID_WEBHOOK_VERIFICATION_KEY", raising=False)
+    result = CliRunner().invoke(cli, ["-w", str(sending), "serve", "--port", "8123"])
+    assert result.exit_code == 0 and started == [8123]
+    assert "/webhooks/sendgrid refuses every request" in result.stderr
+    monkeypatch.setenv("SENDGRID_WEBHOOK_VERIFICATION_KEY", "not a key")
+    result = CliRunner().invoke(cli, ["-w", str(sending), "serve"])
+    assert result.exit_code == 1 and started == [8123]
+    assert result.stderr.startswith("Error: the SendGrid webhook verification key is not a base64")
