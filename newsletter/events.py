@@ -220,6 +220,8 @@ def record(store: Store, events: list[DeliveryEvent], now: dt.datetime | None = 
                 continue
             new.discard(e.event_id)  # a duplicate inside the batch acts once
             person = q.by_id(conn, e.subscriber_id) if e.subscriber_id is not None else None
+            if person is None and e.email:  # a message sent by another tool: by address
+                person = _by_address(conn, e.email)
             email_hash = person.email_hash if person else hashes[e.event_id]
             reason = _suppression_reason(e)
             if reason and email_hash:
@@ -240,6 +242,13 @@ def record(store: Store, events: list[DeliveryEvent], now: dt.datetime | None = 
             elif e.event in ("unsubscribe", "group_unsubscribe") and person is not None:
                 unsubscribed += _unsubscribe(conn, person, e, now)
     return Recorded(len(events), stored, suppressed, unsubscribed)
+
+
+def _by_address(conn: Any, email: str) -> q.SubscriberRow | None:
+    try:
+        return q.by_key(conn, addresses.parse(email).key)
+    except addresses.InvalidAddress:
+        return None
 
 
 def _acts(e: DeliveryEvent) -> bool:

@@ -90,6 +90,15 @@ def test_a_change_to_the_issue_file_reloads_the_preview(workspace: Path, live_se
     while get("/version") == version:
         assert time.monotonic() < deadline, "the preview never noticed the template change"
         time.sleep(0.1)
+    # and so does the config: a broken one shows its error with its line, in the page
+    version = get("/version")
+    config = workspace / "newsletter.toml"
+    config.write_text(config.read_text().replace("[publication]", "[publication]\nnaem = 1", 1))
+    deadline = time.monotonic() + 15
+    while get("/version") == version:
+        assert time.monotonic() < deadline, "the preview never noticed the config change"
+        time.sleep(0.1)
+    assert re.search(r"newsletter\.toml:\d+: error: .*naem", get("/"))
 
 
 def test_which_issue(workspace: Path, runner: CliRunner) -> None:

@@ -3,6 +3,7 @@ and forms do what they say, and no page scrolls sideways on a 375px phone."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -78,6 +79,17 @@ def test_the_preferences_form(site, browser) -> None:  # type: ignore[no-untyped
         "green": "subscribed",
     }
     assert page.get_by_label("Green Economy").is_checked()
+    # "download my data" asks first, then the browser downloads a JSON file
+    page.get_by_role("link", name="Download my data").click()
+    page.wait_for_selector("text=Download your data?")
+    assert page.evaluate(OVERFLOW) <= 0
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download my data").click()
+    assert download.value.suggested_filename == "my-newsletter-data.json"
+    data = json.loads(Path(download.value.path()).read_text())
+    assert data["subscriber"]["email"] == "jane.doe@example.com"
+    page.get_by_role("link", name="Back to your newsletters").click()
+    page.wait_for_selector("text=Your newsletters")
     # "delete me" asks first, on a page that fits a phone too
     page.get_by_role("link", name="Delete me").click()
     page.wait_for_selector("text=Delete everything about you?")

@@ -86,10 +86,12 @@ def test_a_bad_token_shows_an_error_and_changes_nothing(service: TestClient, pat
     assert newsletters(service) == {"daily": "subscribed", "weekly": "subscribed"}
 
 
-def test_download_my_data_is_a_post_and_holds_what_we_store(service: TestClient) -> None:
-    assert service.get(url() + "/data").status_code == 405  # no GET: scanners fetch links
-    page = service.get(url()).text
-    response = service.post(url() + "/data", data={"csrf": csrf(page)})
+def test_download_my_data_asks_first_and_holds_what_we_store(service: TestClient) -> None:
+    ask = service.get(url() + "/data")  # what a link scanner gets: a page, not the data
+    assert ask.status_code == 200 and "Download your data?" in ask.text
+    assert "jane.doe" not in ask.text
+    assert service.post(url() + "/data").status_code == 403  # the page's token is needed
+    response = service.post(url() + "/data", data={"csrf": csrf(ask.text)})
     assert response.status_code == 200
     assert response.headers["content-disposition"].startswith("attachment")
     data = json.loads(response.text)

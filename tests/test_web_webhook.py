@@ -275,6 +275,16 @@ def test_an_unsubscribe_event_leaves_the_issues_newsletter_only(
     assert post(service, webhook_signer, clock, [event("unsubscribe", 1)]).status_code == 200
     (jane,) = listing(service.store)  # type: ignore[attr-defined]
     assert jane.newsletters == {"daily": "unsubscribed", "weekly": "subscribed"}
+    # without our custom_args (a message sent by another tool): found by address, and
+    # without an issue it means every newsletter
+    bare = {
+        "email": "jane.doe@EXAMPLE.com",
+        "event": "group_unsubscribe",
+        "sg_event_id": "bare-1",
+    }
+    assert post(service, webhook_signer, clock, [bare]).status_code == 200
+    (jane,) = listing(service.store)  # type: ignore[attr-defined]
+    assert jane.newsletters == {"daily": "unsubscribed", "weekly": "unsubscribed"}
 
 
 def test_a_batch_of_five_thousand_events_in_one_request(

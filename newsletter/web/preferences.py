@@ -70,19 +70,27 @@ async def save(request: Request) -> Response:
     return await _page(request, subscriber_id, saved=True)
 
 
-async def confirm_delete(request: Request) -> Response:
-    subscriber_id = _subscriber(request)
-    if subscriber_id is None:
+def _ask(request: Request, page: str, action: str) -> Response:
+    """The confirmation step before a download or an erasure: a page with one button."""
+    if _subscriber(request) is None:
         return error(request, INVALID)
     token = request.path_params["token"]
     return render(
         request,
-        "delete",
+        page,
         done=False,
         csrf=csrf_token(request, token),
-        action=f"/preferences/{token}/delete",
+        action=f"/preferences/{token}/{action}",
         back=f"/preferences/{token}",
     )
+
+
+async def confirm_delete(request: Request) -> Response:
+    return _ask(request, "delete", "delete")
+
+
+async def confirm_data(request: Request) -> Response:
+    return _ask(request, "data", "data")
 
 
 async def delete(request: Request) -> Response:
@@ -96,7 +104,7 @@ async def delete(request: Request) -> Response:
 
 
 async def data(request: Request) -> Response:
-    """POST only: the button is the confirmation, and a link scanner never fetches it."""
+    """POST only, from the confirming page: a link scanner never downloads anyone's data."""
     subscriber_id = _subscriber(request)
     if subscriber_id is None:
         return error(request, INVALID)

@@ -22,6 +22,7 @@ def routes(workspace: Workspace) -> list[Route]:
         Route("/unsubscribe/{token}", unsubscribe.one_click, methods=["POST"]),
         Route("/preferences/{token}", preferences.page, methods=["GET"]),
         Route("/preferences/{token}", preferences.save, methods=["POST"]),
+        Route("/preferences/{token}/data", preferences.confirm_data, methods=["GET"]),
         Route("/preferences/{token}/data", preferences.data, methods=["POST"]),
         Route("/preferences/{token}/delete", preferences.confirm_delete, methods=["GET"]),
         Route("/preferences/{token}/delete", preferences.delete, methods=["POST"]),
