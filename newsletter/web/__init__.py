@@ -31,8 +31,7 @@ def create_app(
     from newsletter.templating import environment
     from newsletter.tokens import Signer, load_secret
     from newsletter.web.routes import routes
-    from newsletter.web.security import SecurityHeaders
-    from newsletter.web.subscribe import ClientLimiter
+    from newsletter.web.security import ClientLimiter, SecurityHeaders
 
     config = workspace.config
     if config.serve.backend == "sendgrid" and not os.environ.get("SENDGRID_API_KEY"):

@@ -11,7 +11,8 @@ from starlette.responses import HTMLResponse, Response
 
 from newsletter import subscribers
 from newsletter.tokens import TokenError
-from newsletter.web.pages import checked_form, csrf_token, error, mask, render
+from newsletter.web.pages import error, mask, render
+from newsletter.web.security import checked_form, csrf_token
 
 INVALID = "This preferences link is not valid."
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from newsletter.web import archive, preferences, subscribe, unsubscribe, webhook
+from newsletter.web import archive, preferences, subscribe, unsubscribe, webhooks
 from newsletter.workspace import Workspace
 
 
@@ -31,7 +31,7 @@ def routes(workspace: Workspace) -> list[Route]:
         Route("/subscribe", subscribe.submit, methods=["POST"]),
         Route("/confirm/{token}", subscribe.confirm_page, methods=["GET"]),
         Route("/confirm/{token}", subscribe.confirm, methods=["POST"]),
-        Route("/webhooks/sendgrid", webhook.sendgrid, methods=["POST"]),
+        Route("/webhooks/sendgrid", webhooks.sendgrid, methods=["POST"]),
         # the archive, from build/
         Route("/", archive.index, methods=["GET"]),
         Route("/{newsletter}/feed.xml", archive.feed, methods=["GET"]),

@@ -1,10 +1,23 @@
-"""Security headers on every response (a plain ASGI middleware: Starlette's
-BaseHTTPMiddleware costs a task and a stream per request)."""
+"""What keeps the service safe, in one place: security headers on every response, the
+forms' CSRF protection, and the per-client sign-up limit. (No endpoint redirects, so there
+is no open redirect to guard.)
+
+CSRF without cookies: each form carries a signed, timestamped token bound to what the form
+acts on (the subscriber's link token, or the form's name), and a POST whose Origin (or, for
+older browsers, Sec-Fetch-Site) says it came from another site is refused. The one-click
+unsubscribe POST is exempt by design (RFC 8058: mailbox providers send it with neither)."""
 
 from __future__ import annotations
 
+import threading
+from collections import defaultdict, deque
+from urllib.parse import urlsplit
+
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+FORM_MAX_AGE = 24 * 3600  # a page left open all day can still be submitted
 
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src https:; "
@@ -17,6 +30,9 @@ HEADERS = {
 
 
 class SecurityHeaders:
+    """A plain ASGI middleware: Starlette's BaseHTTPMiddleware costs a task and a stream
+    per request."""
+
     def __init__(self, app: ASGIApp):
         self.app = app
 
@@ -45,3 +61,66 @@ def policy(frame_ancestors: list[str]) -> str:
     return HEADERS["Content-Security-Policy"].replace(
         "frame-ancestors 'none'", f"frame-ancestors {allowed}"
     )
+
+
+def csrf_token(request: Request, binding: str) -> str:
+    return request.app.state.signer.form_token(binding)
+
+
+def _same_site(request: Request) -> bool:
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        allowed = {
+            origin(str(request.base_url)),
+            origin(request.app.state.config.publication.root_url),
+        }
+        return origin(origin) in allowed
+    fetch_site = request.headers.get("sec-fetch-site")
+    return fetch_site in (None, "same-origin", "same-site", "none")
+
+
+def origin(url: str) -> str:
+    """scheme://host[:port] of a URL, lowercased: what browsers send in Origin."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+async def checked_form(request: Request, binding: str) -> dict[str, list[str]] | None:
+    """The POSTed form's fields, or None if its CSRF token or origin is wrong."""
+    if not _same_site(request):
+        return None
+    form = await request.form()
+    token = form.get("csrf")
+    if not isinstance(token, str):
+        return None
+    if not request.app.state.signer.check_form_token(token, binding, FORM_MAX_AGE):
+        return None
+    fields: dict[str, list[str]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            fields.setdefault(key, []).append(value)
+    return fields
+
+
+class ClientLimiter:
+    """At most `limit` sign-ups per client address an hour, in this process's memory (the
+    per-address limit is in the database, so it holds across processes)."""
+
+    def __init__(self, limit: int, window: float = 3600.0):
+        self.limit = limit
+        self.window = window
+        self._seen: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def allow(self, client: str, now: float) -> bool:
+        with self._lock:
+            times = self._seen[client]
+            while times and times[0] <= now - self.window:
+                times.popleft()
+            if len(times) >= self.limit:
+                return False
+            times.append(now)
+            if len(self._seen) > 100_000:  # forget idle clients
+                for key in [k for k, v in self._seen.items() if not v]:
+                    del self._seen[key]
+            return True

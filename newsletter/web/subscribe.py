@@ -9,10 +9,7 @@ so neither the page nor its timing tells a visitor who is on the list."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import defaultdict, deque
-from urllib.parse import urlsplit
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -22,35 +19,11 @@ from starlette.responses import Response
 from newsletter import optin
 from newsletter.errors import NewsletterError, SubscriberError
 from newsletter.tokens import TokenError
-from newsletter.web.pages import checked_form, csrf_token, error, mask, render
-from newsletter.web.security import policy
+from newsletter.web.pages import error, mask, render
+from newsletter.web.security import checked_form, csrf_token, origin, policy
 
 log = logging.getLogger("newsletter.web")
 FORM = "subscribe"
-
-
-class ClientLimiter:
-    """At most `limit` sign-ups per client address an hour, in this process's memory (the
-    per-address limit is in the database, so it holds across processes)."""
-
-    def __init__(self, limit: int, window: float = 3600.0):
-        self.limit = limit
-        self.window = window
-        self._seen: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def allow(self, client: str, now: float) -> bool:
-        with self._lock:
-            times = self._seen[client]
-            while times and times[0] <= now - self.window:
-                times.popleft()
-            if len(times) >= self.limit:
-                return False
-            times.append(now)
-            if len(self._seen) > 100_000:  # forget idle clients
-                for key in [k for k, v in self._seen.items() if not v]:
-                    del self._seen[key]
-            return True
 
 
 def _offered(request: Request) -> dict[str, str]:
@@ -88,12 +61,7 @@ def _embedders(request: Request) -> list[str]:
     origins = config.serve.embed_origins
     if origins is None:
         origins = [config.publication.subscribe_url] if config.publication.subscribe_url else []
-    return sorted({_origin(url) for url in origins})
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    return sorted({origin(url) for url in origins})
 
 
 async def submit(request: Request) -> Response:
