@@ -423,3 +423,24 @@ def test_serve_says_at_start_that_the_webhook_is_refused_without_a_key(
     result = CliRunner().invoke(cli, ["-w", str(sending), "serve"])
     assert result.exit_code == 1 and started == [8123]
     assert result.stderr.startswith("Error: the SendGrid webhook verification key is not a base64")
+
+
+def test_events_not_stored_are_not_acknowledged(
+    service: TestClient,
+    webhook_signer: WebhookSigner,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The answer is 2xx only once the events are stored: a failing database gets a 503,
+    so SendGrid delivers the batch again later."""
+    from newsletter import events as ev
+    from newsletter.errors import StoreError
+
+    def locked(*_args: object, **_kwargs: object) -> None:
+        raise StoreError("the database is locked by another process")
+
+    monkeypatch.setattr(ev, "record", locked)
+    response = post(service, webhook_signer, clock, [event("delivered", 1)])
+    assert response.status_code == 503
+    assert "try again" in response.text
+    assert stored(service) == 0

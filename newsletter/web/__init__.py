@@ -38,7 +38,10 @@ def create_app(
         raise NewsletterError(
             "[serve] backend is sendgrid: set SENDGRID_API_KEY for the confirmation emails"
         )
-    app = Starlette(routes=routes(workspace), exception_handlers={404: _not_found, 405: _not_found})
+    app = Starlette(
+        routes=routes(workspace),
+        exception_handlers={404: _not_found, 405: _not_found, NewsletterError: _unavailable},
+    )
     app.router.redirect_slashes = False  # no endpoint redirects, not even to add a slash
     app.add_middleware(SecurityHeaders)
     app.state.workspace = workspace
@@ -78,6 +81,14 @@ class RedactTokens(logging.Filter):
             path = _TOKEN_PATH.sub(r"/\1/[token]", args[2])
             record.args = (*args[:2], path, *args[3:])
         return True
+
+
+async def _unavailable(request: Any, exc: Exception) -> Any:
+    """A store that is locked or down: a 503 page (SendGrid retries a webhook delivery)."""
+    from newsletter.web.pages import error
+
+    logging.getLogger("newsletter.web").error("%s %s: %s", request.method, request.url.path, exc)
+    return error(request, "Something went wrong on our side: please try again shortly.", 503)
 
 
 def run(app: Any, host: str, port: int) -> None:
