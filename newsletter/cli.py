@@ -587,7 +587,10 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
             " /webhooks/sendgrid refuses every request",
             err=True,
         )
-    run(app, host, port)
+    try:
+        run(app, host, port)
+    finally:
+        app.state.store.close()
 
 
 @cli.command("stats")

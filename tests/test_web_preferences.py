@@ -66,7 +66,18 @@ def test_a_post_without_a_valid_csrf_token_changes_nothing(service: TestClient) 
         headers={"Origin": "https://evil.example"},
     )
     assert response.status_code == 403
+    # and so is one that hides its origin but that the browser says is cross-site
+    hidden = {"Origin": "null", "Sec-Fetch-Site": "cross-site"}
+    response = service.post(
+        url(), data={"csrf": csrf(own), "newsletter": ["green"]}, headers=hidden
+    )
+    assert response.status_code == 403
     assert newsletters(service) == {"daily": "subscribed", "weekly": "subscribed"}
+    # the same form from our own page goes through
+    same = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}
+    response = service.post(url(), data={"csrf": csrf(own), "newsletter": ["daily"]}, headers=same)
+    assert response.status_code == 200
+    assert newsletters(service) == {"daily": "subscribed", "weekly": "unsubscribed"}
 
 
 @pytest.mark.parametrize(

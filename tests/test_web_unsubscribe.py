@@ -76,7 +76,7 @@ def test_security_headers_and_health(service: TestClient) -> None:
     assert response.text == "ok\n"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
 
 
 def test_the_access_log_never_shows_a_token() -> None:

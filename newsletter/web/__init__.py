@@ -46,7 +46,6 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.state.workspace = workspace
     app.state.config = config
-    app.state.store = store or open_store(workspace.database_url)
     app.state.signer = Signer(load_secret(workspace.root), clock)
     app.state.pages = environment(workspace.templates_dir)
     app.state.clock = clock
@@ -57,6 +56,7 @@ def create_app(
         events.Verifier(key, config.sendgrid.webhook_max_age, clock) if key else None
     )
     app.state.limiter = ClientLimiter(config.serve.signups_per_client)
+    app.state.store = store or open_store(workspace.database_url)  # last: nothing fails after it
     return app
 
 
