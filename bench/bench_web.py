@@ -9,7 +9,7 @@ client threads, each with its own keep-alive connection, send:
 Then it counts in the database: every subscriber unsubscribed once, every event stored once.
 
 Usage: .venv/bin/python bench/bench_web.py [--subscribers 10000] [--events 100000]
-       [--batch 1000] [--clients 16]
+       [--batch 1000] [--clients 16] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -103,11 +103,14 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument(
+        "--database-url", help="default: a new SQLite file (PostgreSQL: empty it first)"
+    )
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="nl-bench-web-"))
     shutil.copy(REPO / "newsletter.toml", root)
-    url = f"sqlite:///{root / 'newsletter.db'}"
+    url = args.database_url or f"sqlite:///{root / 'newsletter.db'}"
     signer = WebhookSigner()
     env = {
         **os.environ,
@@ -122,7 +125,8 @@ def main() -> None:
         root / "list.csv"
     )
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}")
-    print(f"{args.subscribers:,} subscribers, SQLite, {args.clients} client threads\n")
+    database = url.split(":")[0].split("+")[0]
+    print(f"{args.subscribers:,} subscribers, {database}, {args.clients} client threads\n")
 
     port = free_port()
     server = subprocess.Popen(
