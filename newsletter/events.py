@@ -220,9 +220,12 @@ def record(store: Store, events: list[DeliveryEvent], now: dt.datetime | None = 
                 continue
             new.discard(e.event_id)  # a duplicate inside the batch acts once
             person = q.by_id(conn, e.subscriber_id) if e.subscriber_id is not None else None
-            if person is None and e.email:  # a message sent by another tool: by address
+            sent_to = hashes[e.event_id]
+            if person is not None and sent_to and person.email_hash != sent_to:
+                person = None  # the id now names someone else (erased, id reused): by address
+            if person is None and e.email:  # also a message sent by another tool
                 person = _by_address(conn, e.email)
-            email_hash = person.email_hash if person else hashes[e.event_id]
+            email_hash = person.email_hash if person else sent_to
             reason = _suppression_reason(e)
             if reason and email_hash:
                 if not q.suppressed(conn, [email_hash]):

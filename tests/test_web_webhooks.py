@@ -444,3 +444,17 @@ def test_events_not_stored_are_not_acknowledged(
     assert response.status_code == 503
     assert "try again" in response.text
     assert stored(service) == 0
+
+
+def test_an_event_acts_on_the_address_it_was_sent_to(
+    service: TestClient, webhook_signer: WebhookSigner, clock: Clock
+) -> None:
+    """If the subscriber id in custom_args now names someone else (the reader was erased and
+    the id reused), the bounce suppresses the address it was sent to, not that person."""
+    bounce = event("bounce", 1, 1, type="bounce", email="someone.else@example.org")
+    assert post(service, webhook_signer, clock, [bounce]).status_code == 200
+    assert suppressed(service) == {"jane.doe@example.com": None}
+    from newsletter.errors import SubscriberError
+
+    with pytest.raises(SubscriberError, match="suppression list"):
+        add(service.store, "someone.else@example.org", "daily")  # type: ignore[attr-defined]
