@@ -111,6 +111,7 @@ def create(
 ) -> q.SubscriberRow:
     """Insert a new subscriber (no subscription yet) inside the caller's transaction."""
     row = {
+        "id": q.reserve_ids(conn, 1)[0],  # never an erased subscriber's id
         "email": address.email,
         "email_key": address.key,
         "email_hash": address.hash,

@@ -140,3 +140,29 @@ def test_the_export_imports_back_into_the_same_lists(
 
     assert strip(second) == strip(first)
     other.close()
+
+
+def test_an_erased_subscribers_id_is_never_given_to_someone_else(
+    store: Store, tmp_path: Path
+) -> None:
+    """The send journal and delivery events name subscribers by id: after the newest
+    subscriber is erased, neither a new sign-up nor an import may take their id."""
+    from newsletter.store import subscribers as q
+
+    add(store, "first@example.com", "daily")
+    add(store, "newest@example.com", "daily")
+    with store.begin() as conn:
+        erased = q.by_key(conn, "newest@example.com")
+    assert erased is not None
+    forget(store, "newest@example.com")
+    add(store, "after@example.com", "daily")
+    listing_file = tmp_path / "l.csv"
+    listing_file.write_text("email\nimported@example.com\n")
+    Importer(store, {"daily"}, newsletter="daily").run(listing_file)
+    with store.begin() as conn:
+        ids = {
+            k: p.id
+            for k, p in q.by_keys(conn, ["after@example.com", "imported@example.com"]).items()
+        }
+    assert erased.id not in ids.values()
+    assert sorted(ids.values())[0] > erased.id

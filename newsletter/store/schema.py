@@ -168,3 +168,13 @@ delivery_events = Table(
     Column("received_at", UtcDateTime, nullable=False),
     Index("ix_delivery_events_issue_event", "issue", "event"),
 )
+
+# revision 0005: high-water marks, so that SQLite never hands out an id again after the row
+# that held it was deleted (an erased subscriber's id still names them in the send journal
+# and in delivery events); PostgreSQL's sequences never go back anyway
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Integer, nullable=False),
+)

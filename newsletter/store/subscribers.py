@@ -26,7 +26,13 @@ from sqlalchemy import (
 )
 
 from newsletter.model import Recipient
-from newsletter.store.schema import consent_events, subscribers, subscriptions, suppressions
+from newsletter.store.schema import (
+    consent_events,
+    counters,
+    subscribers,
+    subscriptions,
+    suppressions,
+)
 
 IN_CHUNK = 5000  # parameters per IN (...) list: under SQLite's 32,766 and PostgreSQL's 65,535
 
@@ -147,8 +153,9 @@ def insert_subscribers(conn: Connection, rows: list[dict[str, Any]]) -> None:
 def reserve_ids(conn: Connection, count: int) -> list[int]:
     """Ids for `count` new subscribers, so that a bulk insert need not read them back.
 
-    SQLite: the caller holds the write lock (BEGIN IMMEDIATE), so max(id)+1… are free.
-    PostgreSQL: taken from the column's sequence, as the server would."""
+    SQLite: the caller holds the write lock (BEGIN IMMEDIATE); ids continue from the highest
+    ever handed out (the `counters` row), never from max(id), which falls when the newest
+    subscriber is erased. PostgreSQL: taken from the column's sequence, as the server would."""
     if count <= 0:
         return []
     if conn.dialect.name == "postgresql":
@@ -157,7 +164,14 @@ def reserve_ids(conn: Connection, count: int) -> list[int]:
             "FROM generate_series(1, :n)"
         )
         return [int(i) for (i,) in conn.execute(query, {"n": count})]
-    start = conn.execute(select(func.coalesce(func.max(subscribers.c.id), 0))).scalar_one() + 1
+    mark = counters.c.name == "subscribers"
+    last = conn.execute(select(counters.c.value).where(mark)).scalar()
+    highest = conn.execute(select(func.coalesce(func.max(subscribers.c.id), 0))).scalar_one()
+    start = max(last or 0, highest) + 1
+    if last is None:
+        conn.execute(insert(counters).values(name="subscribers", value=start + count - 1))
+    else:
+        conn.execute(update(counters).where(mark).values(value=start + count - 1))
     return list(range(start, start + count))
 
 
