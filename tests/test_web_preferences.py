@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -14,6 +15,7 @@ from newsletter.tokens import Signer
 from tests.conftest import WEB_SECRET
 
 
+@functools.cache  # one link per subscriber, as in an email: forms are bound to their link
 def url(subscriber_id: int = 1, purpose: str = "preferences", newsletter: str | None = None) -> str:
     return "/preferences/" + Signer(WEB_SECRET).make(purpose, subscriber_id, newsletter)  # type: ignore[arg-type]
 
