@@ -51,7 +51,9 @@ def request(
         recent = q.requests_since(conn, address.hash, METHOD, now - dt.timedelta(days=1))
         person = q.by_key(conn, address.key)
         subs = q.subscriptions_of(conn, person.id) if person else {}
-        wanted = [k for k in newsletters if subs.get(k, {}).get("status") != "subscribed"]
+        wanted = [
+            k for k in dict.fromkeys(newsletters) if subs.get(k, {}).get("status") != "subscribed"
+        ]
         if not wanted or recent >= per_address:
             return None
         if person is None:

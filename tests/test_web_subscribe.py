@@ -142,6 +142,11 @@ def test_form_errors_and_the_bot_trap(service: TestClient) -> None:
     assert 'value="not an address"' in bad.text  # kept, escaped, for correction
     none = sign_up(service, "a@example.net")
     assert none.status_code == 400 and "Choose at least one newsletter" in none.text
+    twice = sign_up(service, "twice@example.net", "daily", "daily", "nonsense")
+    assert twice.status_code == 200 and status(service, "twice@example.net") == {"daily": "pending"}
+    assert outbox(service)[0]["To"] == "twice@example.net"
+    for sent in (Path(service.workspace) / "outbox" / "notices").glob("*.eml"):  # type: ignore[attr-defined]
+        sent.unlink()
     bot = sign_up(service, "bot@example.net", "daily", website="http://spam.example")
     assert bot.status_code == 200 and "Check your inbox" in bot.text
     assert outbox(service) == [] and status(service, "bot@example.net") == {}

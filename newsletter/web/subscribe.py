@@ -72,7 +72,7 @@ async def submit(request: Request) -> Response:
     if form.get("website", [""])[0]:  # the hidden field only bots fill in
         return render(request, "check_inbox")
     email = form.get("email", [""])[0].strip()
-    chosen = [k for k in form.get("newsletter", []) if k in _offered(request)]
+    chosen = [k for k in dict.fromkeys(form.get("newsletter", [])) if k in _offered(request)]
     if not chosen:
         return _form(request, 400, problem="Choose at least one newsletter.", email=email)
     client = request.client.host if request.client else "unknown"
