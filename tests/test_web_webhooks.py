@@ -458,3 +458,21 @@ def test_an_event_acts_on_the_address_it_was_sent_to(
 
     with pytest.raises(SubscriberError, match="suppression list"):
         add(service.store, "someone.else@example.org", "daily")  # type: ignore[attr-defined]
+
+
+def test_odd_events_are_stored_not_a_500(
+    service: TestClient, webhook_signer: WebhookSigner, clock: Clock
+) -> None:
+    odd: list[dict[str, object]] = [
+        {},
+        {"event": 123, "sg_event_id": 5},
+        {"event": "bounce", "type": None, "email": "not an address", "sg_event_id": "o1"},
+        {"event": "open", "timestamp": 10**30, "sg_event_id": "o2", "nl_subscriber": "9" * 40},
+        {"event": "click", "url": ["x"], "nl_issue": "../../etc", "sg_event_id": "o3"},
+        {"event": "unsubscribe", "email": "nobody@example.com", "sg_event_id": "o4"},
+        {"event": "spamreport", "sg_event_id": "o5", "email": "x" * 400 + "@example.com"},
+    ]
+    response = post(service, webhook_signer, clock, odd)
+    assert response.status_code == 200 and response.json() == {"received": 7, "stored": 7}
+    assert post(service, webhook_signer, clock, []).json() == {"received": 0, "stored": 0}
+    assert suppressed(service) == {"jane.doe@example.com": None}
