@@ -19,6 +19,7 @@ from newsletter import __version__
 
 if TYPE_CHECKING:
     from newsletter.problems import Problems
+    from newsletter.stats import IssueStats
     from newsletter.workspace import Workspace
 
 
@@ -615,7 +616,7 @@ def issue_stats_(ctx: click.Context, issue: str, as_json: bool) -> None:
     _print_stats(result)
 
 
-def _print_stats(s: Any) -> None:
+def _print_stats(s: IssueStats) -> None:
     def pct(n: int) -> str:
         return f"{100 * n / s.sent:5.1f} %" if s.sent else ""
 

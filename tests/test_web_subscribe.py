@@ -245,3 +245,16 @@ def test_serve_refuses_to_start_without_what_its_backend_needs(
     monkeypatch.delenv("SENDGRID_API_KEY", raising=False)
     with pytest.raises(NewsletterError, match="SENDGRID_API_KEY"):
         _app_with(workspace, "sendgrid", "", monkeypatch)
+
+
+def test_the_client_limit_forgets_quiet_clients_once_a_window() -> None:
+    from newsletter.web.security import ClientLimiter
+
+    limiter = ClientLimiter(limit=2, window=10)
+    assert [limiter.allow("a", t) for t in (0, 1, 2)] == [True, True, False]
+    for n in range(1000):
+        assert limiter.allow(f"client-{n}", 3)
+    assert limiter.allow("a", 10.5) is True  # its first sign-up has left the window
+    assert len(limiter._seen) == 1001  # nobody is forgotten inside the window
+    assert limiter.allow("late", 25)  # a window later, one sweep drops the quiet ones
+    assert set(limiter._seen) == {"late"}

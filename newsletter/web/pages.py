@@ -29,3 +29,8 @@ def render(
 
 def error(request: Request, message: str, status: int = 400) -> HTMLResponse:
     return render(request, "error", status, message=message)
+
+
+def offered(request: Request) -> dict[str, str]:
+    """The newsletters a reader may choose, key → title, in the config's order."""
+    return {key: nl.title for key, nl in request.app.state.config.newsletters.items()}

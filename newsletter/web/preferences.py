@@ -11,7 +11,7 @@ from starlette.responses import HTMLResponse, Response
 
 from newsletter import subscribers
 from newsletter.tokens import TokenError
-from newsletter.web.pages import error, mask, render
+from newsletter.web.pages import error, mask, offered, render
 from newsletter.web.security import checked_form, csrf_token
 
 INVALID = "This preferences link is not valid."
@@ -25,10 +25,6 @@ def _subscriber(request: Request) -> int | None:
     return data.subscriber_id if data.newsletter is None else None
 
 
-def _offered(request: Request) -> dict[str, str]:
-    return {key: nl.title for key, nl in request.app.state.config.newsletters.items()}
-
-
 async def _page(request: Request, subscriber_id: int, **values: object) -> HTMLResponse:
     person = await run_in_threadpool(subscribers.profile, request.app.state.store, subscriber_id)
     if person is None:
@@ -40,7 +36,7 @@ async def _page(request: Request, subscriber_id: int, **values: object) -> HTMLR
         "preferences",
         person=person,
         email=mask(person.email),
-        offered=_offered(request),
+        offered=offered(request),
         csrf=csrf_token(request, token),
         base=f"/preferences/{token}",
         **values,
@@ -61,10 +57,10 @@ async def save(request: Request) -> Response:
     form = await checked_form(request, request.path_params["token"])
     if form is None:
         return error(request, "This form has expired: reload the page and try again.", 403)
-    offered = set(_offered(request))
-    wanted = set(form.get("newsletter", [])) & offered
+    choices = set(offered(request))
+    wanted = set(form.get("newsletter", [])) & choices
     changes = await run_in_threadpool(
-        subscribers.set_newsletters, request.app.state.store, subscriber_id, wanted, offered
+        subscribers.set_newsletters, request.app.state.store, subscriber_id, wanted, choices
     )
     if changes is None:
         return error(request, "We hold nothing on this subscriber any more.", 404)

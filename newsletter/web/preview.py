@@ -67,17 +67,24 @@ class State:
         await run_in_threadpool(self.reload)
 
 
-def _choice(request: Request, name: str, options: tuple[str, ...]) -> str:
-    value = request.query_params.get(name, options[0])
-    return value if value in options else options[0]
+# each switch: its query parameter, and its values with their labels (the first: default)
+SWITCHES = {
+    "width": {"desktop": "Desktop", "phone": "Phone"},
+    "tier": {"free": "Free", "premium": "Premium"},
+    "format": {"html": "HTML", "text": "Text"},
+}
+
+
+def _current(request: Request) -> dict[str, str]:
+    """Each switch's value from the query, or its default when missing or unknown."""
+    chosen = {}
+    for name, options in SWITCHES.items():
+        value = request.query_params.get(name, "")
+        chosen[name] = value if value in options else next(iter(options))
+    return chosen
 
 
 def _switches(current: dict[str, str]) -> list[list[dict[str, object]]]:
-    groups = [
-        ("width", [("desktop", "Desktop"), ("phone", "Phone")]),
-        ("tier", [("free", "Free"), ("premium", "Premium")]),
-        ("format", [("html", "HTML"), ("text", "Text")]),
-    ]
     return [
         [
             {
@@ -86,9 +93,9 @@ def _switches(current: dict[str, str]) -> list[list[dict[str, object]]]:
                 "id": f"{name}-{value}",
                 "label": label,
             }
-            for value, label in options
+            for value, label in options.items()
         ]
-        for name, options in groups
+        for name, options in SWITCHES.items()
     ]
 
 
@@ -101,11 +108,7 @@ def _page(request: Request, template: str, **values: object) -> str:
 
 async def shell(request: Request) -> Response:
     state: State = request.app.state.preview
-    current = {
-        "width": _choice(request, "width", ("desktop", "phone")),
-        "tier": _choice(request, "tier", ("free", "premium")),
-        "format": _choice(request, "format", ("html", "text")),
-    }
+    current = _current(request)
     src = "/email?" + urlencode(
         {"tier": current["tier"], "format": current["format"], "v": state.version}
     )
@@ -122,8 +125,8 @@ async def shell(request: Request) -> Response:
 
 async def email(request: Request) -> Response:
     state: State = request.app.state.preview
-    tier = _choice(request, "tier", ("free", "premium"))
-    kind = _choice(request, "format", ("html", "text"))
+    current = _current(request)
+    tier, kind = current["tier"], current["format"]
     r = state.rendering
     headers = {"Content-Security-Policy": EMAIL_POLICY}
     if r.errors:

@@ -113,16 +113,19 @@ class ClientLimiter:
         self.window = window
         self._seen: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
+        self._next_sweep = 0.0
 
     def allow(self, client: str, now: float) -> bool:
         with self._lock:
+            if now >= self._next_sweep:  # forget quiet clients, once a window, not per call
+                self._seen = defaultdict(
+                    deque, {k: v for k, v in self._seen.items() if v and v[-1] > now - self.window}
+                )
+                self._next_sweep = now + self.window
             times = self._seen[client]
             while times and times[0] <= now - self.window:
                 times.popleft()
             if len(times) >= self.limit:
                 return False
             times.append(now)
-            if len(self._seen) > 100_000:  # forget idle clients
-                for key in [k for k, v in self._seen.items() if not v]:
-                    del self._seen[key]
             return True

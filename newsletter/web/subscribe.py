@@ -19,29 +19,25 @@ from starlette.responses import Response
 from newsletter import optin
 from newsletter.errors import NewsletterError, SubscriberError
 from newsletter.tokens import TokenError
-from newsletter.web.pages import error, mask, render
+from newsletter.web.pages import error, mask, offered, render
 from newsletter.web.security import checked_form, csrf_token, origin, policy
 
 log = logging.getLogger("newsletter.web")
 FORM = "subscribe"
 
 
-def _offered(request: Request) -> dict[str, str]:
-    return {key: nl.title for key, nl in request.app.state.config.newsletters.items()}
-
-
 def _form(request: Request, status: int = 200, **values: object) -> Response:
     chosen = values.pop("chosen", None)
     if chosen is None:
         asked = request.query_params.getlist("newsletter")
-        chosen = [k for k in asked if k in _offered(request)] or list(_offered(request))[:1]
+        chosen = [k for k in asked if k in offered(request)] or list(offered(request))[:1]
     values.setdefault("problem", None)
     values.setdefault("email", "")
     return render(
         request,
         "subscribe",
         status,
-        offered=_offered(request),
+        offered=offered(request),
         chosen=chosen,
         csrf=csrf_token(request, FORM),
         **values,
@@ -72,7 +68,7 @@ async def submit(request: Request) -> Response:
     if form.get("website", [""])[0]:  # the hidden field only bots fill in
         return render(request, "check_inbox")
     email = form.get("email", [""])[0].strip()
-    chosen = [k for k in dict.fromkeys(form.get("newsletter", [])) if k in _offered(request)]
+    chosen = [k for k in dict.fromkeys(form.get("newsletter", [])) if k in offered(request)]
     if not chosen:
         return _form(request, 400, problem="Choose at least one newsletter.", email=email)
     client = request.client.host if request.client else "unknown"
