@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import Runs, fresh_process
 from gen_archive import make_workspace
 
-from newsletter.build import build
-from newsletter.catalog import Catalog
-from newsletter.issuefile import load_issue
-from newsletter.output import atomic_write
-from newsletter.render import VARIANTS, Renderer, views
+from newsletter.build.catalog import Catalog
+from newsletter.build.issuefile import load_issue
+from newsletter.build.output import atomic_write
+from newsletter.build.pipeline import build
+from newsletter.build.render import VARIANTS, Renderer, views
 from newsletter.workspace import Workspace
 
 BENCH = Path(__file__).resolve().parent

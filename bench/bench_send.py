@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_subscribers import make_csv  # noqa: E402
 
-from newsletter.importer import Importer  # noqa: E402
+from newsletter.audience.importer import Importer  # noqa: E402
 from newsletter.send import SendOptions, plan_send, run_send  # noqa: E402
 from newsletter.send.backends import smtp as smtp_module  # noqa: E402
 from newsletter.store import open_store  # noqa: E402

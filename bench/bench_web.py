@@ -33,9 +33,9 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from bench_subscribers import make_csv  # noqa: E402
 
-from newsletter.importer import Importer  # noqa: E402
+from newsletter.audience.importer import Importer  # noqa: E402
+from newsletter.audience.tokens import Signer  # noqa: E402
 from newsletter.store import open_store  # noqa: E402
-from newsletter.tokens import Signer  # noqa: E402
 from newsletter.workspace import Workspace  # noqa: E402
 from tests.webhook_signing import WebhookSigner, body_of  # noqa: E402
 

@@ -19,7 +19,7 @@ from newsletter import __version__
 
 if TYPE_CHECKING:
     from newsletter.problems import Problems
-    from newsletter.stats import IssueStats
+    from newsletter.send.stats import IssueStats
     from newsletter.workspace import Workspace
 
 
@@ -84,7 +84,7 @@ def cli(ctx: click.Context, root: Path | None) -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def init(directory: Path) -> None:
     """Start a new publication's workspace in DIRECTORY."""
-    from newsletter.scaffold import init as do_init
+    from newsletter.build.scaffold import init as do_init
 
     with _user_errors():
         created = do_init(directory)
@@ -108,7 +108,7 @@ def _parse_date(_ctx: Any, _param: Any, value: str | None) -> dt.date | None:
 @click.pass_context
 def new(ctx: click.Context, newsletter: str, date: dt.date | None) -> None:
     """Start the issue file of NEWSLETTER for a date, from a skeleton."""
-    from newsletter.scaffold import new_issue
+    from newsletter.build.scaffold import new_issue
 
     with _user_errors():
         ws = _workspace(ctx)
@@ -127,7 +127,7 @@ _paths = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.pass_context
 def check(ctx: click.Context, paths: tuple[Path, ...], links: bool) -> None:
     """Report every problem in the issue files (all of them, or PATHS)."""
-    from newsletter.check import check as do_check
+    from newsletter.build.check import check as do_check
 
     with _user_errors():
         problems = do_check(_workspace(ctx), list(paths), links=links)
@@ -147,7 +147,7 @@ def check(ctx: click.Context, paths: tuple[Path, ...], links: bool) -> None:
 @click.pass_context
 def build(ctx: click.Context, paths: tuple[Path, ...], out: Path | None, force: bool) -> None:
     """Render the issues (all of them, or PATHS) into emails, web pages and feeds."""
-    from newsletter.build import build as do_build
+    from newsletter.build.pipeline import build as do_build
 
     with _user_errors():
         ws = _workspace(ctx)
@@ -232,7 +232,7 @@ def import_(
     rejects: Path | None,
 ) -> None:
     """Import subscribers from a CSV file (ours, Mailchimp, Substack or listmonk)."""
-    from newsletter.importer import Importer
+    from newsletter.audience.importer import Importer
 
     with _user_errors(), _store(ctx) as (ws, store):
         _check_newsletter(ws, newsletter)
@@ -290,7 +290,7 @@ def add(
     ctx: click.Context, email: str, newsletter: str, name: str | None, tier: str | None
 ) -> None:
     """Subscribe one address to a newsletter."""
-    from newsletter.subscribers import add as do_add
+    from newsletter.audience.subscribers import add as do_add
 
     with _user_errors(), _store(ctx) as (ws, store):
         _check_newsletter(ws, newsletter)
@@ -304,7 +304,7 @@ def add(
 @click.pass_context
 def remove(ctx: click.Context, email: str, newsletter: str | None) -> None:
     """Unsubscribe an address (the record and its history are kept)."""
-    from newsletter.subscribers import remove as do_remove
+    from newsletter.audience.subscribers import remove as do_remove
 
     with _user_errors(), _store(ctx) as (ws, store):
         _check_newsletter(ws, newsletter)
@@ -321,7 +321,7 @@ def remove(ctx: click.Context, email: str, newsletter: str | None) -> None:
 @click.pass_context
 def forget(ctx: click.Context, email: str) -> None:
     """Erase an address: personal data deleted, kept suppressed by its hash."""
-    from newsletter.subscribers import forget as do_forget
+    from newsletter.audience.subscribers import forget as do_forget
 
     with _user_errors(), _store(ctx) as (_ws, store):
         deleted = do_forget(store, email)
@@ -340,7 +340,7 @@ def list_(ctx: click.Context, newsletter: str | None, status: str | None, as_jso
     """List subscribers with their newsletters and statuses."""
     import json
 
-    from newsletter.subscribers import listing
+    from newsletter.audience.subscribers import listing
 
     with _user_errors(), _store(ctx) as (ws, store):
         _check_newsletter(ws, newsletter)
@@ -360,7 +360,7 @@ def list_(ctx: click.Context, newsletter: str | None, status: str | None, as_jso
 @click.pass_context
 def export(ctx: click.Context, file: Path) -> None:
     """Export every subscriber and status to a CSV that imports back the same."""
-    from newsletter.subscribers import export as do_export
+    from newsletter.audience.subscribers import export as do_export
 
     with _user_errors(), _store(ctx) as (ws, store):
         count = do_export(store, file)
@@ -375,7 +375,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     import dataclasses
     import json
 
-    from newsletter.subscribers import stats as do_stats
+    from newsletter.audience.subscribers import stats as do_stats
 
     with _user_errors(), _store(ctx) as (_ws, store):
         rows = do_stats(store)
@@ -396,7 +396,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def secret(ctx: click.Context) -> None:
     """Create the workspace's .secrets file (the key that signs unsubscribe links)."""
-    from newsletter.tokens import create_secret_file
+    from newsletter.audience.tokens import create_secret_file
 
     with _user_errors():
         ws = _workspace(ctx)
@@ -603,7 +603,7 @@ def issue_stats_(ctx: click.Context, issue: str, as_json: bool) -> None:
     import json
 
     from newsletter.send import issue_key
-    from newsletter.stats import issue_stats
+    from newsletter.send.stats import issue_stats
 
     with _user_errors(), _store(ctx) as (ws, store):
         key = issue_key(ws, issue)
@@ -662,7 +662,7 @@ def _print_stats(s: IssueStats) -> None:
 @click.pass_context
 def preview(ctx: click.Context, issue: str | None, port: int) -> None:
     """Show ISSUE (default: the issue file edited last) live, reloaded as you edit."""
-    from newsletter.preview import issue_path
+    from newsletter.build.preview import issue_path
     from newsletter.web.preview import create_preview_app, run_preview
 
     with _user_errors():

@@ -298,8 +298,8 @@ def service(
     secret, and the self-signed webhook key."""
     from starlette.testclient import TestClient
 
+    from newsletter.audience.subscribers import add
     from newsletter.store import open_store
-    from newsletter.subscribers import add
     from newsletter.web import create_app
     from newsletter.workspace import Workspace
 

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from newsletter.audience.tokens import Signer, load_secret
 from newsletter.errors import NewsletterError
 from newsletter.model import Recipient, Tier
 from newsletter.send.backends import get_backend
 from newsletter.send.backends.base import Backend, Outcome
 from newsletter.send.message import IssueContent, Message, MessageFactory
 from newsletter.store import Store, journal
-from newsletter.tokens import Signer, load_secret
 from newsletter.workspace import Workspace, parse_issue_name
 
 LEASE = dt.timedelta(minutes=10)
@@ -115,8 +115,8 @@ def issue_key(workspace: Workspace, ref: str) -> str:
 
 def _content(workspace: Workspace, path: Path) -> tuple[IssueContent, str]:
     """Build the issue if its build is missing or stale; read what the build wrote."""
-    from newsletter.build import build
-    from newsletter.output import Manifest
+    from newsletter.build.output import Manifest
+    from newsletter.build.pipeline import build
 
     named = parse_issue_name(path)
     if named is None or not path.is_file():

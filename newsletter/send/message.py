@@ -25,9 +25,9 @@ from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 
 from newsletter import placeholders
+from newsletter.audience.tokens import Signer
 from newsletter.config import Config
 from newsletter.model import Recipient, Tier
-from newsletter.tokens import Signer
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 MAX_LINE = 998

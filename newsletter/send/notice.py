@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from newsletter.audience.notices import Notice
+from newsletter.build.output import atomic_write
 from newsletter.config import Config
-from newsletter.notices import Notice
-from newsletter.output import atomic_write
 from newsletter.send.backends.base import Outcome
 
 

@@ -26,10 +26,10 @@ def create_app(
     outbox backend drops confirmation emails (default: the workspace's outbox/notices)."""
     from starlette.applications import Starlette
 
-    from newsletter import events
+    from newsletter.audience import delivery as events
+    from newsletter.audience.tokens import Signer, load_secret
+    from newsletter.build.templating import environment
     from newsletter.store import open_store
-    from newsletter.templating import environment
-    from newsletter.tokens import Signer, load_secret
     from newsletter.web.routes import routes
     from newsletter.web.security import ClientLimiter, SecurityHeaders
 

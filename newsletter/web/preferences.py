@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from newsletter import subscribers
-from newsletter.tokens import TokenError
+from newsletter.audience import subscribers
+from newsletter.audience.tokens import TokenError
 from newsletter.web.pages import error, mask, offered, render
 from newsletter.web.security import checked_form, csrf_token
 

@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from newsletter.preview import Rendering, render_preview
-from newsletter.templating import environment
+from newsletter.build.preview import Rendering, render_preview
+from newsletter.build.templating import environment
 from newsletter.workspace import Workspace
 
 SHELL_POLICY = (

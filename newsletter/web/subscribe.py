@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter import optin
+from newsletter.audience import optin
+from newsletter.audience.tokens import TokenError
 from newsletter.errors import NewsletterError, SubscriberError
-from newsletter.tokens import TokenError
 from newsletter.web.pages import error, mask, offered, render
 from newsletter.web.security import checked_form, csrf_token, origin, policy
 
@@ -97,7 +97,7 @@ async def submit(request: Request) -> Response:
 
 
 def _mail_confirmation(request: Request, signup: optin.Signup) -> None:
-    from newsletter.notices import confirmation
+    from newsletter.audience.notices import confirmation
     from newsletter.send.notice import deliver_notice
 
     state = request.app.state

@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from newsletter.subscribers import unsubscribe_id
-from newsletter.tokens import TokenError
+from newsletter.audience.subscribers import unsubscribe_id
+from newsletter.audience.tokens import TokenError
 from newsletter.web.pages import mask, render
 
 

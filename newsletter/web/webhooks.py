@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from newsletter import events
+from newsletter.audience import delivery as events
 
 log = logging.getLogger("newsletter.web")
 MAX_BODY = 64 * 1024 * 1024  # SendGrid batches are far smaller; this bounds memory

@@ -6,7 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from newsletter.output import atomic_write, remove_debris
+from newsletter.build.output import atomic_write, remove_debris
 from newsletter.send.backends.base import Outcome
 from newsletter.send.message import Message
 

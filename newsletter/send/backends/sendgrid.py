@@ -33,7 +33,7 @@ from newsletter.send.message import Message, MessageFactory
 from newsletter.send.retry import delays
 
 if TYPE_CHECKING:
-    from newsletter.notices import Notice
+    from newsletter.audience.notices import Notice
 
 KEY_ENV = "SENDGRID_API_KEY"
 HOST_ENV = "SENDGRID_API_HOST"

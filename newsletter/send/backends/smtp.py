@@ -23,7 +23,7 @@ from newsletter.send.backends.base import Outcome
 from newsletter.send.message import Message
 
 if TYPE_CHECKING:
-    from newsletter.notices import Notice
+    from newsletter.audience.notices import Notice
 from newsletter.send.retry import delays
 
 PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"

@@ -1,0 +1,1 @@
+"""The audience: people, their consent, and what they do."""

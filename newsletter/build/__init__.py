@@ -1,0 +1,1 @@
+"""The issue pipeline: issue file → validated issue → rendered variants → files on disk."""

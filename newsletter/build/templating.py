@@ -1,0 +1,67 @@
+"""The Jinja environment: the workspace's templates/ first, then the package defaults.
+
+A publication overrides one file (say `email/partials/header.mjml.j2`) by putting its own
+in templates/; an override can extend the default it replaces as `default/<name>`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from newsletter.problems import Problem
+
+PACKAGE_TEMPLATES = Path(__file__).parent.parent / "templates"
+
+
+def environment(workspace_templates: Path | None) -> jinja2.Environment:
+    package = jinja2.FileSystemLoader(PACKAGE_TEMPLATES)
+    loaders: list[jinja2.BaseLoader] = []
+    if workspace_templates is not None and workspace_templates.is_dir():
+        loaders.append(jinja2.FileSystemLoader(workspace_templates))
+    loaders += [package, jinja2.PrefixLoader({"default": package})]
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        undefined=jinja2.StrictUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        auto_reload=False,
+    )
+    env.filters["longdate"] = longdate
+    return env
+
+
+def longdate(value: dt.date) -> str:
+    """'Wednesday 14 May 2025': the same in every locale, so builds are reproducible."""
+    return f"{value:%A} {value.day} {value:%B %Y}"
+
+
+def template_files(workspace_templates: Path | None) -> list[Path]:
+    """Every template file the build may read, for the incremental-build hash."""
+    roots = [PACKAGE_TEMPLATES] + ([workspace_templates] if workspace_templates else [])
+    return sorted(p for root in roots if root.is_dir() for p in root.rglob("*") if p.is_file())
+
+
+def problem_from(exc: BaseException, display: Any) -> Problem:
+    """A Jinja error → a Problem naming the template and its line."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        where = exc.filename or exc.name or "<template>"
+        return Problem(display(Path(where)), exc.lineno, "error", f"template error: {exc.message}")
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return Problem("templates", None, "error", f"template not found: {exc.name}")
+    # runtime errors: the innermost frame that belongs to a template has its file and line
+    tb = exc.__traceback__
+    where, line = None, None
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.endswith(".j2"):
+            where, line = name, tb.tb_lineno
+        tb = tb.tb_next
+    message = getattr(exc, "message", None) or str(exc)
+    path = display(Path(where)) if where else "templates"
+    return Problem(path, line, "error", f"template error: {message}")

@@ -1,0 +1,248 @@
+"""The editor's contract: each broken issue file gets the exact message, on the right line."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from newsletter.build.issuefile import load_issue
+from newsletter.workspace import Workspace
+
+GOOD = """\
+---
+newsletter: daily
+date: 2025-05-14
+status: ready
+subject: "Exporters get more help"
+preheader: "Credit insurance cover is up"
+articles:
+  - title: "China's exporters"
+    url: https://news.example.com/a
+    image: https://news.example.com/i.jpg
+    image_alt: "Containers"
+    paywalled: true
+    summary: |
+      First paragraph, the teaser.
+
+      Second paragraph, for subscribers.
+  - title: "Second story"
+    url: https://news.example.com/b
+    summary: Short.
+---
+The editor's *note*.
+"""
+
+PATH = "issues/daily/2025-05-14.md"
+
+
+def problems_for(ws: Workspace, text: str, name: str = "2025-05-14.md") -> list[str]:
+    path = ws.root / "issues" / "daily" / name
+    path.write_text(text, encoding="utf-8")
+    _, problems = load_issue(path, ws.config, ws.display(path))
+    return [p.format() for p in problems.sorted()]
+
+
+def test_the_good_file_loads_into_the_model(ws: Workspace) -> None:
+    path = ws.root / PATH
+    path.write_text(GOOD)
+    issue, problems = load_issue(path, ws.config)
+    assert [p.format() for p in problems] == []
+    assert issue is not None
+    assert issue.date == dt.date(2025, 5, 14)
+    assert [a.title for a in issue.articles] == ["China's exporters", "Second story"]
+    assert issue.articles[0].paywalled and not issue.articles[1].paywalled
+    assert issue.note == "The editor's *note*."
+
+
+CASES = [
+    (
+        "missing-title",
+        ('  - title: "Second story"\n    url:', "  - url:"),
+        [f"{PATH}:17: error: missing required key 'title' in articles[1]"],
+    ),
+    (
+        "unknown-key-typo",
+        ("    summary: Short.", "    sumary: Short."),
+        [
+            f"{PATH}:17: error: missing required key 'summary' in articles[1]",
+            f"{PATH}:19: error: unknown key 'sumary' in articles[1] (did you mean 'summary'?)",
+        ],
+    ),
+    (
+        "bad-date",
+        ("date: 2025-05-14", "date: 2025-13-01"),
+        [f"{PATH}:3: error: date: must be a date like 2025-05-14"],
+    ),
+    (
+        "date-not-file-name",
+        ("date: 2025-05-14", "date: 2025-05-15"),
+        [f"{PATH}:3: error: date 2025-05-15 does not match the file name 2025-05-14.md"],
+    ),
+    (
+        "relative-url",
+        ("url: https://news.example.com/a", "url: news.example.com/a"),
+        [f"{PATH}:9: error: articles[0].url: 'news.example.com/a' is not an absolute http(s) URL"],
+    ),
+    (
+        "image-without-alt",
+        ('    image_alt: "Containers"\n', ""),
+        [f"{PATH}:10: error: articles[0]: image_alt is required when image is set"],
+    ),
+    (
+        "same-url-twice",
+        ("url: https://news.example.com/b", "url: https://news.example.com/a"),
+        [f"{PATH}:18: error: articles[1]: the same URL is already used by articles[0]"],
+    ),
+    (
+        "unknown-newsletter",
+        ("newsletter: daily", "newsletter: dialy"),
+        [
+            f"{PATH}:2: error: newsletter 'dialy' is not configured in newsletter.toml (did you mean 'daily'?)"
+        ],
+    ),
+    (
+        "wrong-folder",
+        ("newsletter: daily", "newsletter: weekly"),
+        [f"{PATH}:2: error: newsletter 'weekly' does not match the folder issues/daily/"],
+    ),
+    (
+        "yaml-syntax",
+        ('subject: "Exporters get more help"', 'subject: "Exporters get more help'),
+        [f"{PATH}:6: error: YAML syntax error: did not find expected key"],
+    ),
+    (
+        "duplicate-key",
+        ("status: ready", "status: ready\nstatus: draft"),
+        [
+            f"{PATH}:5: error: duplicate key 'status'",
+            f"{PATH}:5: warning: status is draft: it cannot be sent until it is 'ready'",
+        ],
+    ),
+    (
+        "not-a-bool",
+        ("    paywalled: true", "    paywalled: maybe"),
+        [f"{PATH}:12: error: articles[0].paywalled: must be true or false"],
+    ),
+    (
+        "empty-title",
+        ('"Second story"', '""'),
+        [f"{PATH}:17: error: articles[1].title: must not be empty"],
+    ),
+    (
+        "missing-articles",
+        ("articles:\n", "stories:\n"),
+        [
+            f"{PATH}:2: error: missing required key 'articles'",
+            f"{PATH}:7: error: unknown key 'stories'",
+        ],
+    ),
+    (
+        "relative-markdown-link",
+        ("First paragraph, the teaser.", "First [paragraph](/the-teaser)."),
+        [f"{PATH}:14: error: link '/the-teaser' is not an absolute http(s) URL"],
+    ),
+    (
+        "no-front-matter",
+        ("---\nnewsletter", "newsletter"),
+        [f"{PATH}:1: error: no front matter: the file must start with a line '---'"],
+    ),
+    (
+        "front-matter-not-closed",
+        ("---\nThe editor", "The editor"),
+        [f"{PATH}:1: error: front matter is not closed: add a line '---' after it"],
+    ),
+    (
+        "status-unknown",
+        ("status: ready", "status: done"),
+        [f"{PATH}:4: error: status: must be 'draft' or 'ready'"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("old_new", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_each_mistake_gets_its_exact_message(
+    ws: Workspace, old_new: tuple[str, str], expected: list[str]
+) -> None:
+    old, new = old_new
+    assert old in GOOD
+    assert problems_for(ws, GOOD.replace(old, new, 1)) == expected
+
+
+WARNINGS = [
+    (
+        "no-preheader",
+        ('preheader: "Credit insurance cover is up"\n', ""),
+        f"{PATH}:5: warning: no preheader: inboxes will show the first words of the email instead",
+    ),
+    (
+        "long-subject",
+        ('subject: "Exporters get more help"', f'subject: "{"Exporters get more help " * 4}"'),
+        f"{PATH}:5: warning: subject is 95 characters: over 78, inboxes cut it off",
+    ),
+    (
+        "leftover-tk",
+        ("Second paragraph,", "Second paragraph TK,"),
+        f"{PATH}:16: warning: leftover placeholder 'TK'",
+    ),
+    (
+        "lorem-ipsum",
+        ("Short.", "Lorem ipsum dolor."),
+        f"{PATH}:19: warning: leftover placeholder 'Lorem ipsum'",
+    ),
+    (
+        "shortener",
+        ("https://news.example.com/b", "https://bit.ly/3xYz"),
+        f"{PATH}:18: warning: link to a URL shortener: https://bit.ly/3xYz (link to the page itself)",
+    ),
+    (
+        "draft",
+        ("status: ready", "status: draft"),
+        f"{PATH}:4: warning: status is draft: it cannot be sent until it is 'ready'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("old_new", "expected"), [c[1:] for c in WARNINGS], ids=[c[0] for c in WARNINGS]
+)
+def test_each_warning_is_reported_and_the_issue_still_loads(
+    ws: Workspace, old_new: tuple[str, str], expected: str
+) -> None:
+    old, new = old_new
+    path = ws.root / PATH
+    path.write_text(GOOD.replace(old, new, 1))
+    issue, problems = load_issue(path, ws.config, PATH)
+    assert [p.format() for p in problems] == [expected]
+    assert issue is not None
+
+
+def test_every_problem_of_a_file_is_reported_at_once(ws: Workspace) -> None:
+    text = GOOD.replace("url: https://news.example.com/a", "url: ftp://x").replace(
+        "summary: Short.", "sumary: Short."
+    )
+    assert len(problems_for(ws, text)) == 3
+
+
+def test_words_like_todo_inside_other_words_are_not_leftovers(ws: Workspace) -> None:
+    assert problems_for(ws, GOOD.replace("Short.", "Stockton and Todorov met at XXXL.")) == []
+
+
+def test_a_bom_and_non_ascii_text_are_fine(ws: Workspace) -> None:
+    text = "\ufeff" + GOOD.replace("Second story", "Zoë's café in São Paulo, 深圳")
+    assert problems_for(ws, text) == []
+
+
+def test_a_file_that_is_not_utf8_is_an_error(ws: Workspace) -> None:
+    path = ws.root / PATH
+    path.write_bytes(GOOD.encode("utf-8").replace(b"Short.", b"Caf\xe9."))
+    _, problems = load_issue(path, ws.config, PATH)
+    offset = GOOD.encode().index(b"Short.") + 3
+    assert [p.format() for p in problems] == [f"{PATH}: error: not UTF-8 text (byte {offset})"]
+
+
+def test_the_file_name_must_be_a_date(ws: Workspace, tmp_path: Path) -> None:
+    assert problems_for(ws, GOOD, name="latest.md") == [
+        "issues/daily/latest.md: error: the file name must be the issue's date, like 2025-05-14.md"
+    ]

@@ -1,0 +1,110 @@
+"""Unsubscribe: the page, and the RFC 8058 one-click POST exactly as Gmail sends it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from newsletter.audience.subscribers import listing
+from newsletter.audience.tokens import Signer
+from tests.conftest import WEB_SECRET
+
+SECRET = WEB_SECRET
+
+
+def statuses(store) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    return next(iter(listing(store))).newsletters
+
+
+def link(newsletter: str = "daily", subscriber_id: int = 1, purpose: str = "unsubscribe") -> str:
+    return "/unsubscribe/" + Signer(SECRET).make(purpose, subscriber_id, newsletter)  # type: ignore[arg-type]
+
+
+def test_a_get_shows_the_page_and_changes_nothing(service: TestClient) -> None:
+    response = service.get(link())
+    assert response.status_code == 200
+    assert "Unsubscribe from The Daily Brief?" in response.text
+    assert "j***@example.com" in response.text and "jane.doe" not in response.text
+    assert '<form method="post"' in response.text
+    assert statuses(service.store) == {"daily": "subscribed", "weekly": "subscribed"}  # type: ignore[attr-defined]
+
+
+def test_the_one_click_post_as_gmail_sends_it(service: TestClient) -> None:
+    response = service.post(
+        link(),
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 200
+    assert "You are unsubscribed" in response.text
+    assert statuses(service.store) == {"daily": "unsubscribed", "weekly": "subscribed"}  # type: ignore[attr-defined]
+    again = service.post(link(), data={"List-Unsubscribe": "One-Click"})
+    assert again.status_code == 200  # idempotent, never a redirect
+    assert statuses(service.store) == {"daily": "unsubscribed", "weekly": "subscribed"}  # type: ignore[attr-defined]
+
+
+def test_a_multipart_one_click_post_works_too(service: TestClient) -> None:
+    response = service.post(link("weekly"), files={"List-Unsubscribe": (None, "One-Click")})
+    assert response.status_code == 200
+    assert statuses(service.store)["weekly"] == "unsubscribed"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        link()[:-2] + "xx",  # tampered signature
+        "/unsubscribe/1.daily"
+        + link()[len("/unsubscribe/1.daily") :].replace("", "", 0)[:0]
+        + ".abc.def",
+        link(purpose="preferences"),  # a token for another purpose
+        link("monthly"),  # a newsletter that does not exist
+        "/unsubscribe/not-a-token",
+    ],
+    ids=["tampered", "forged", "other-purpose", "unknown-newsletter", "malformed"],
+)
+def test_a_bad_token_gets_400_and_changes_nothing(service: TestClient, path: str) -> None:
+    for response in (service.get(path), service.post(path, content=b"List-Unsubscribe=One-Click")):
+        assert response.status_code == 400
+        assert "This unsubscribe link is not valid." in response.text
+    assert statuses(service.store) == {"daily": "subscribed", "weekly": "subscribed"}  # type: ignore[attr-defined]
+
+
+def test_security_headers_and_health(service: TestClient) -> None:
+    response = service.get("/healthz")
+    assert response.text == "ok\n"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_the_access_log_never_shows_a_token() -> None:
+    import logging
+
+    from newsletter.web import RedactTokens
+
+    token = link()[len("/unsubscribe/") :]
+    for path in (f"/unsubscribe/{token}", f"/preferences/{token}?x=1", f"/confirm/{token}"):
+        record = logging.LogRecord(
+            "uvicorn.access",
+            logging.INFO,
+            "",
+            0,
+            '%s - "%s %s HTTP/%s" %d',
+            ("127.0.0.1:5000", "POST", path, "1.1", 200),
+            None,
+        )
+        assert RedactTokens().filter(record)
+        shown = record.getMessage()
+        assert token not in shown and "/[token]" in shown
+
+
+def test_the_page_links_to_preferences_and_nothing_redirects(service: TestClient) -> None:
+    page = service.get(link())
+    preferences = re.search(r'href="(/preferences/[^"]+)"', page.text)
+    assert preferences
+    assert "Your newsletters" in service.get(preferences.group(1)).text
+    for path in ("/subscribe/", "//evil.example/", "/healthz/", "/unsubscribe/x/"):
+        response = service.get(path)
+        assert response.status_code == 404 and "location" not in response.headers, path
