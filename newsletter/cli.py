@@ -31,8 +31,7 @@ def _fail(message: str) -> NoReturn:
 @contextmanager
 def _user_errors() -> Iterator[None]:
     """A NewsletterError becomes `Error: …` on stderr and exit status 1, never a traceback."""
-    from newsletter.config import ConfigProblems
-    from newsletter.errors import NewsletterError
+    from newsletter.errors import ConfigProblems, NewsletterError
 
     try:
         yield

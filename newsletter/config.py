@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from newsletter.errors import ConfigError
+from newsletter.errors import ConfigError, ConfigProblems
 from newsletter.model import AbsoluteUrl, Text
-from newsletter.problems import LineMap, Loc, Problem, from_validation_error
+from newsletter.problems import LineMap, Loc, from_validation_error
 
 CONFIG_FILE = "newsletter.toml"
 KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -229,12 +229,3 @@ def load_config(path: Path) -> Config:
     except ValidationError as exc:
         problems = from_validation_error(exc, Config, path, toml_lines(text))
         raise ConfigProblems(problems) from None
-
-
-class ConfigProblems(ConfigError):
-    """Every problem of a config file at once."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        first = problems[0]
-        super().__init__(first.message, first.path, first.line)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from newsletter.problems import Problem
 
 
 class NewsletterError(Exception):
@@ -25,6 +29,15 @@ class ConfigError(NewsletterError):
     """newsletter.toml is missing or invalid."""
 
 
+class ConfigProblems(ConfigError):
+    """Every problem of a config file at once (the CLI lists them all, then says how many)."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        first = problems[0]
+        super().__init__(first.message, first.path, first.line)
+
+
 class WorkspaceError(NewsletterError):
     """The workspace cannot be found or a path in it is wrong."""
 
@@ -43,3 +56,15 @@ class ImportFileError(NewsletterError):
 
 class SubscriberError(NewsletterError):
     """A subscriber command cannot be carried out (unknown address, suppressed address…)."""
+
+
+class RenderError(NewsletterError):
+    """A template or MJML error stops one issue from rendering; `check` reports its Problem
+    with the others, and it prints as that Problem does (`path:line: error: message`)."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(problem.message, problem.path, problem.line)
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return self.problem.format()

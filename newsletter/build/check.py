@@ -10,9 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from newsletter.build.catalog import Catalog
-from newsletter.build.render import RenderedIssue, Renderer, RenderError
-from newsletter.config import ConfigProblems
-from newsletter.errors import ConfigError
+from newsletter.build.render import RenderedIssue, Renderer
+from newsletter.errors import ConfigError, ConfigProblems, RenderError
 from newsletter.problems import Problems
 from newsletter.workspace import Workspace
 

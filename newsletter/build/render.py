@@ -23,6 +23,7 @@ from newsletter.build import markdown, paywall, plaintext
 from newsletter.build.inline import inline_css, inline_styles
 from newsletter.build.templating import environment, longdate, problem_from
 from newsletter.config import Config, NewsletterConfig
+from newsletter.errors import RenderError
 from newsletter.model import ArticleView, Issue, Tier
 from newsletter.problems import Problem
 
@@ -49,12 +50,6 @@ class RenderedIssue:
     files: dict[str, str]  # file name in the issue's build folder → content
     feed_html: str  # the free content, for the Atom feed entry
     problems: list[Problem] = field(default_factory=list)
-
-
-class RenderError(Exception):
-    def __init__(self, problem: Problem):
-        super().__init__(problem.format())
-        self.problem = problem
 
 
 @dataclass
