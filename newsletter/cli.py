@@ -126,7 +126,7 @@ _paths = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.pass_context
 def check(ctx: click.Context, paths: tuple[Path, ...], links: bool) -> None:
     """Report every problem in the issue files (all of them, or PATHS)."""
-    from newsletter.build.check import check as do_check
+    from newsletter.build.pipeline import check as do_check
 
     with _user_errors():
         problems = do_check(_workspace(ctx), list(paths), links=links)
@@ -661,7 +661,7 @@ def _print_stats(s: IssueStats) -> None:
 @click.pass_context
 def preview(ctx: click.Context, issue: str | None, port: int) -> None:
     """Show ISSUE (default: the issue file edited last) live, reloaded as you edit."""
-    from newsletter.build.preview import issue_path
+    from newsletter.build.pipeline import issue_path
     from newsletter.web.preview import create_preview_app, run_preview
 
     with _user_errors():

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from pathlib import Path
 
-from newsletter import __version__
 from newsletter.build.collect import collect, window
 from newsletter.build.issuefile import load_issue
-from newsletter.build.templating import template_files
 from newsletter.model import Issue
 from newsletter.problems import Problems
 from newsletter.workspace import Workspace, parse_issue_name
@@ -20,7 +17,6 @@ class Catalog:
         self.workspace = workspace
         self.config = workspace.config
         self._cache: dict[Path, tuple[Issue | None, Problems]] = {}
-        self._global_hash: str | None = None
 
     def load(self, path: Path) -> tuple[Issue | None, Problems]:
         key = path.resolve()
@@ -59,23 +55,3 @@ class Catalog:
             self.workspace.issue_path(nl.collect.source, day)
             for day in window(named[1], nl.collect.days)
         ]
-
-    def global_hash(self) -> str:
-        """Everything besides the issue itself that shapes its output."""
-        if self._global_hash is None:
-            h = hashlib.sha256(__version__.encode())
-            h.update(self.workspace.config_path.read_bytes())
-            for path in template_files(self.workspace.templates_dir):
-                h.update(f"{path.parent.name}/{path.name}".encode() + b"\0" + path.read_bytes())
-            self._global_hash = h.hexdigest()
-        return self._global_hash
-
-    def input_hash(self, path: Path) -> str:
-        h = hashlib.sha256(self.global_hash().encode())
-        for part in [path, *self.sources_of(path)]:
-            h.update(str(part.name).encode() + b"\0")
-            try:
-                h.update(part.read_bytes())
-            except FileNotFoundError:
-                h.update(b"\0missing")
-        return h.hexdigest()

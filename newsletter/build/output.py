@@ -1,15 +1,19 @@
-"""Writing build output: atomically, only when the bytes change, with a manifest per issue."""
+"""Writing build output: atomically, only when the bytes change, with a manifest per issue
+that records the hash of the inputs it was made from (so an unchanged issue is not rebuilt)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from newsletter import __version__
 
 MANIFEST = "manifest.json"
 
@@ -104,3 +108,34 @@ class Manifest:
             return cls(**data)
         except (OSError, ValueError, TypeError):
             return None
+
+
+class InputHashes:
+    """The hash of everything that shapes an issue's output: this version, the config, every
+    template (hashed once per build, when first needed), the issue file and its sources."""
+
+    def __init__(self, config_path: Path, templates: Callable[[], list[Path]]):
+        self._config_path = config_path
+        self._templates = templates
+        self._shared: str | None = None
+
+    def shared(self) -> str:
+        """Everything besides the issue itself that shapes its output."""
+        if self._shared is None:
+            h = hashlib.sha256(__version__.encode())
+            h.update(self._config_path.read_bytes())
+            for path in self._templates():
+                h.update(f"{path.parent.name}/{path.name}".encode() + b"\0" + path.read_bytes())
+            self._shared = h.hexdigest()
+        return self._shared
+
+    def of(self, path: Path, sources: list[Path]) -> str:
+        """The input hash of the issue file `path`, which collects from `sources`."""
+        h = hashlib.sha256(self.shared().encode())
+        for part in [path, *sources]:
+            h.update(str(part.name).encode() + b"\0")
+            try:
+                h.update(part.read_bytes())
+            except FileNotFoundError:
+                h.update(b"\0missing")
+        return h.hexdigest()

@@ -1,21 +1,31 @@
-"""`newsletter build`: check, then render and write the changed issues, the archive and feeds.
+"""check, build and the in-memory render for preview: one loop (`render_all`), three callers.
 
-Nothing is written if any issue has an error. An issue whose inputs (its file, the files it
-collects from, the config, the templates, this version) are unchanged is not rendered again.
+- `check` renders every issue in memory, so that template and MJML errors, paywall leaks and
+  oversized emails are found before anything is written or sent.
+- `build` checks, then writes the changed issues, the archive and the feeds. Nothing is
+  written if any issue has an error. An issue whose inputs (its file, the files it collects
+  from, the config, the templates, this version) are unchanged is not rendered again.
+- `render_preview` renders one issue exactly as `build` would, writes nothing, and fills the
+  per-recipient placeholders with sample values (what `newsletter preview` shows).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from newsletter import placeholders
 from newsletter.build.archive import write_archive
 from newsletter.build.catalog import Catalog
-from newsletter.build.check import Progress, render_all
-from newsletter.build.output import Manifest, write_if_changed
-from newsletter.build.render import Renderer, web_url
-from newsletter.problems import Problems
+from newsletter.build.output import InputHashes, Manifest, write_if_changed
+from newsletter.build.render import RenderedIssue, Renderer, web_url
+from newsletter.build.templating import template_files
+from newsletter.errors import ConfigError, ConfigProblems, NewsletterError, RenderError
+from newsletter.problems import Problem, Problems
 from newsletter.workspace import Workspace, parse_issue_name
+
+Progress = Callable[[Path], None]
 
 ISSUE_FILES = (
     "free.html",
@@ -25,6 +35,66 @@ ISSUE_FILES = (
     "index.html",
     "manifest.json",
 )
+PREVIEWED = ("free.html", "premium.html", "free.txt", "premium.txt")
+
+
+def render_all(
+    catalog: Catalog,
+    renderer: Renderer,
+    files: list[Path],
+    problems: Problems,
+    on_progress: Progress | None = None,
+) -> list[RenderedIssue]:
+    """Load, collect and render each file; problems go into `problems`."""
+    rendered = []
+    for path in files:
+        issue, found = catalog.load(path)
+        problems.extend(found)
+        if issue is not None:
+            issue = catalog.complete(issue, problems)
+            try:
+                result = renderer.render(issue)
+            except RenderError as exc:
+                problems.extend([exc.problem])
+            else:
+                problems.extend(result.problems)
+                rendered.append(result)
+        if on_progress:
+            on_progress(path)
+    return rendered
+
+
+def config_problems(exc: ConfigError) -> Problems:
+    problems = Problems()
+    if isinstance(exc, ConfigProblems):
+        problems.extend(exc.problems)
+    else:
+        problems.error(str(exc.path or "newsletter.toml"), exc.line, exc.message)
+    return problems
+
+
+# check
+
+
+def check(workspace: Workspace, paths: list[Path] | None = None, links: bool = False) -> Problems:
+    """Every problem in every issue file (or `paths`), the config and the templates at once."""
+    try:
+        config = workspace.config
+    except ConfigError as exc:
+        return config_problems(exc)
+    catalog = Catalog(workspace)
+    renderer = Renderer(config, workspace.templates_dir, workspace.display)
+    problems = Problems()
+    files = workspace.issue_files(paths)
+    rendered = render_all(catalog, renderer, files, problems)
+    if links:
+        from newsletter.build.links import check_links
+
+        problems.extend(check_links([r.issue for r in rendered], workspace.display))
+    return problems
+
+
+# build
 
 
 @dataclass
@@ -70,10 +140,11 @@ def build(
     report = BuildReport(out, Problems())
     files = workspace.issue_files(paths)
 
+    inputs = InputHashes(workspace.config_path, lambda: template_files(workspace.templates_dir))
     todo: list[Path] = []
     hashes: dict[Path, str] = {}
     for path in files:
-        hashes[path] = catalog.input_hash(path)
+        hashes[path] = inputs.of(path, catalog.sources_of(path))
         if not force and _up_to_date(issue_dir(out, path), hashes[path]):
             report.unchanged.append(path)
         else:
@@ -113,3 +184,69 @@ def build(
     manifests = [m for p in every if (d := issue_dir(out, p)) and (m := Manifest.read(d))]
     report.written += write_archive(out, config, renderer.env, manifests)
     return report
+
+
+# preview
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """One issue as `newsletter preview` shows it, or the problems that stop it rendering."""
+
+    path: Path
+    subject: str = ""
+    emails: dict[str, str] = field(default_factory=dict)  # "free.html", "premium.txt"…
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+
+def sample_values(workspace: Workspace) -> dict[str, str]:
+    root = workspace.config.publication.root_url
+    return {
+        "email": "alex.reader@example.com",
+        "name": "Alex Reader",
+        "unsubscribe_url": f"{root}/unsubscribe/preview",
+        "preferences_url": f"{root}/preferences/preview",
+    }
+
+
+def newest_issue(workspace: Workspace) -> Path:
+    """The issue file edited last: what an editor running `preview` is working on."""
+    files = workspace.issue_files()
+    if not files:
+        raise NewsletterError(f"no issue files under {workspace.display(workspace.issues_dir)}")
+    return max(files, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def render_preview(root: Path, path: Path) -> Rendering:
+    """A fresh workspace each time: the config and templates may have changed since."""
+    workspace = Workspace(root)
+    try:
+        config = workspace.config
+    except ConfigError as exc:
+        return Rendering(path, problems=list(config_problems(exc)))
+    if not path.is_file():
+        return Rendering(path, problems=[Problem(str(path), None, "error", "no such issue file")])
+    problems = Problems()
+    renderer = Renderer(config, workspace.templates_dir, workspace.display)
+    rendered = render_all(Catalog(workspace), renderer, [path], problems)
+    if not rendered or problems.has_errors:
+        return Rendering(path, problems=list(problems))
+    (result,) = rendered
+    values = sample_values(workspace)
+    emails = {
+        name: placeholders.fill(text, values, for_html=name.endswith(".html"))
+        for name, text in result.files.items()
+        if name in PREVIEWED
+    }
+    return Rendering(path, result.issue.subject, emails, list(problems))
+
+
+def issue_path(workspace: Workspace, ref: str | None) -> Path:
+    """ISSUE as a file or <newsletter>/<date>; the newest issue file without one."""
+    if ref is None:
+        return newest_issue(workspace)
+    return workspace.resolve_issue(ref).resolve()

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from newsletter.build.preview import Rendering, render_preview
+from newsletter.build.pipeline import Rendering, render_preview
 from newsletter.build.templating import environment
 from newsletter.workspace import Workspace
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from newsletter.build.catalog import Catalog
-from newsletter.build.check import check
+from newsletter.build.pipeline import check
 from newsletter.model import Issue
 from newsletter.workspace import Workspace
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from newsletter.build.catalog import Catalog
-from newsletter.build.check import check
 from newsletter.build.inline import inline_css
+from newsletter.build.pipeline import check
 from newsletter.build.render import RenderedIssue, Renderer
 from newsletter.placeholders import fill
 from newsletter.workspace import Workspace

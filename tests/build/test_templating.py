@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from newsletter.build.check import check
+from newsletter.build.pipeline import check
 from newsletter.workspace import Workspace
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from newsletter.build.preview import issue_path, render_preview
+from newsletter.build.pipeline import issue_path, render_preview
 from newsletter.cli import cli
 from newsletter.web.preview import create_preview_app
 from newsletter.workspace import Workspace
