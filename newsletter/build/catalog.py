@@ -6,8 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 from newsletter.build.collect import collect, window
+from newsletter.build.issue import Issue
 from newsletter.build.issuefile import load_issue
-from newsletter.model import Issue
 from newsletter.problems import Problems
 from newsletter.workspace import Workspace, parse_issue_name
 

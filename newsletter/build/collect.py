@@ -11,8 +11,8 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
+from newsletter.build.issue import Article, CollectedArticle, Issue
 from newsletter.config import Collect
-from newsletter.model import Article, CollectedArticle, Issue
 
 
 def window(date: dt.date, days: int) -> list[dt.date]:

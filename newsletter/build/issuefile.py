@@ -1,4 +1,4 @@
-"""One issue file (YAML front matter + Markdown note) → `model.Issue` and its problems.
+"""One issue file (YAML front matter + Markdown note) → `build.issue.Issue` and its problems.
 
 Every problem carries the line of the key at fault, so `newsletter check` can say
 `issues/daily/2025-05-14.md:23: error: ...`.
@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import ValidationError
 
+from newsletter.build.issue import FrontMatter, Issue
 from newsletter.config import Config
-from newsletter.model import FrontMatter, Issue
 from newsletter.problems import LineMap, Loc, Problem, Problems, did_you_mean, from_validation_error
 from newsletter.workspace import parse_issue_name
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from newsletter.model import Issue
+from newsletter.build.issue import Issue
 from newsletter.problems import Problem
 
 TIMEOUT = 10

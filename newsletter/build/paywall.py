@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 
 from newsletter.build import markdown
-from newsletter.model import Article
+from newsletter.build.issue import Article
 
 MIN_FRAGMENT = 24  # shorter pieces ("Yes.") could match by chance
 _LINK_REF = re.compile(r"\s*\[\d+\]")

@@ -11,9 +11,10 @@ import textwrap
 from markdown_it.token import Token
 
 from newsletter.build import markdown
+from newsletter.build.issue import ArticleView, Issue
 from newsletter.build.templating import longdate
 from newsletter.config import Config
-from newsletter.model import ArticleView, Issue, Tier
+from newsletter.model import Tier
 from newsletter.placeholders import marker
 
 WIDTH = 72

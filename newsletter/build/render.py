@@ -21,10 +21,11 @@ from markupsafe import Markup
 from newsletter import placeholders
 from newsletter.build import markdown, paywall, plaintext
 from newsletter.build.inline import inline_css, inline_styles
+from newsletter.build.issue import ArticleView, Issue
 from newsletter.build.templating import environment, longdate, problem_from
 from newsletter.config import Config, NewsletterConfig
 from newsletter.errors import RenderError
-from newsletter.model import ArticleView, Issue, Tier
+from newsletter.model import Tier
 from newsletter.problems import Problem
 
 GMAIL_CLIP_BYTES = 102 * 1024

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from newsletter.build.catalog import Catalog
+from newsletter.build.issue import Issue
 from newsletter.build.pipeline import check
-from newsletter.model import Issue
 from newsletter.workspace import Workspace
 
 
