@@ -1,15 +1,28 @@
-"""newsletter.toml → validated settings, with the line of every key for error messages."""
+"""newsletter.toml → validated settings, with the line of every key for error messages; and
+the environment variables, the only other settings (this is the one module that reads them)."""
 
 from __future__ import annotations
 
+import os
 import re
 import tomllib
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from newsletter.errors import ConfigError, ConfigProblems
 from newsletter.model import AbsoluteUrl, Text
@@ -229,3 +242,64 @@ def load_config(path: Path) -> Config:
     except ValidationError as exc:
         problems = from_validation_error(exc, Config, path, toml_lines(text))
         raise ConfigProblems(problems) from None
+
+
+DATABASE_URL_ENV = "NEWSLETTER_DATABASE_URL"
+SECRET_ENV = "NEWSLETTER_SECRET"
+SMTP_PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
+SENDGRID_API_KEY_ENV = "SENDGRID_API_KEY"
+SENDGRID_API_HOST_ENV = "SENDGRID_API_HOST"
+SENDGRID_WEBHOOK_KEY_ENV = "SENDGRID_WEBHOOK_VERIFICATION_KEY"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Every environment variable newsletter reads, one accessor each (None: not set).
+
+    Each is read when asked for, not once at start: a command reads only what it uses, so a
+    bad SMTP password never stops a build. Secrets come back as `SecretStr` (masked in any
+    repr or log), stripped of surrounding whitespace: a key mounted from a file ends in a
+    newline. A secret that is empty, or holds a control character inside, is a ConfigError
+    that names the variable and never shows the value.
+    """
+
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+
+    def database_url(self) -> str | None:
+        """Keeps a database password out of newsletter.toml; wins over its `database`."""
+        return self._plain(DATABASE_URL_ENV)
+
+    def secret(self) -> SecretStr | None:
+        """The key that signs subscribers' links; wins over the workspace's .secrets file."""
+        return self._secret(SECRET_ENV)
+
+    def smtp_password(self) -> SecretStr | None:
+        return self._secret(SMTP_PASSWORD_ENV)
+
+    def sendgrid_api_key(self) -> SecretStr | None:
+        return self._secret(SENDGRID_API_KEY_ENV)
+
+    def sendgrid_api_host(self) -> str | None:
+        """Another API host (a test server, SendGrid's EU host); wins over [sendgrid] host."""
+        return self._plain(SENDGRID_API_HOST_ENV)
+
+    def sendgrid_webhook_verification_key(self) -> str | None:
+        """A public key, so not a secret; wins over [sendgrid] webhook_verification_key."""
+        return self._plain(SENDGRID_WEBHOOK_KEY_ENV)
+
+    def _plain(self, name: str) -> str | None:
+        return self.environ.get(name, "").strip() or None
+
+    def _secret(self, name: str) -> SecretStr | None:
+        raw = self.environ.get(name)
+        if raw is None:
+            return None
+        value = raw.strip()
+        if not value:
+            raise ConfigError(f"{name} is set but empty: give it a value or unset it")
+        if any(unicodedata.category(c) == "Cc" for c in value):
+            raise ConfigError(
+                f"{name} holds a control character (a line break, a tab…): set it again "
+                "from the value as the provider shows it"
+            )
+        return SecretStr(value)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from newsletter.config import CONFIG_FILE, Config, load_config
+from newsletter.config import CONFIG_FILE, Config, Environment, load_config
 from newsletter.errors import WorkspaceError
 
 ISSUE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.md$")
@@ -54,7 +53,7 @@ class Workspace:
     def database_url(self) -> str:
         """NEWSLETTER_DATABASE_URL if set (keeps a password out of the config), else the
         config's `database`; a relative SQLite path is relative to the workspace."""
-        url = os.environ.get("NEWSLETTER_DATABASE_URL") or self.config.database
+        url = Environment().database_url() or self.config.database
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
             path = url[len(prefix) :]

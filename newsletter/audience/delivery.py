@@ -20,7 +20,6 @@ import binascii
 import datetime as dt
 import hashlib
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from newsletter.audience import addresses
+from newsletter.config import Environment
 from newsletter.errors import NewsletterError
 from newsletter.store import Store
 from newsletter.store import events as eq
@@ -103,7 +103,7 @@ class Verifier:
 
 def verification_key(configured: str | None) -> str | None:
     """The environment's key wins over the configuration's."""
-    return os.environ.get(KEY_ENV) or configured or None
+    return Environment().sendgrid_webhook_verification_key() or configured or None
 
 
 @dataclass(frozen=True)

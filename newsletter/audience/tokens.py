@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from newsletter.config import Environment
 from newsletter.errors import NewsletterError
 
 Purpose = Literal["unsubscribe", "preferences", "confirm"]
@@ -48,7 +49,8 @@ class TokenData:
 
 def load_secret(workspace_root: Path) -> str:
     """NEWSLETTER_SECRET, else the workspace's .secrets file; a clear error if neither."""
-    value = os.environ.get(SECRET_ENV)
+    secret = Environment().secret()
+    value = secret.get_secret_value() if secret else None
     source = SECRET_ENV
     if not value:
         path = workspace_root / SECRET_FILE

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
+from newsletter.config import Environment
 from newsletter.errors import NewsletterError
 from newsletter.workspace import Workspace
 
@@ -34,7 +34,7 @@ def create_app(
     from newsletter.web.security import ClientLimiter, SecurityHeaders
 
     config = workspace.config
-    if config.serve.backend == "sendgrid" and not os.environ.get("SENDGRID_API_KEY"):
+    if config.serve.backend == "sendgrid" and Environment().sendgrid_api_key() is None:
         raise NewsletterError(
             "[serve] backend is sendgrid: set SENDGRID_API_KEY for the confirmation emails"
         )

@@ -18,14 +18,13 @@ from __future__ import annotations
 import html
 import json
 import logging
-import os
 import threading
 import time
 import urllib.error
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
-from newsletter.config import SendGridSettings
+from newsletter.config import Environment, SendGridSettings
 from newsletter.errors import NewsletterError
 from newsletter.placeholders import NAMES
 from newsletter.send.backends.base import Outcome
@@ -62,12 +61,13 @@ class SendGridBackend:
     name = "sendgrid"
 
     def __init__(self, settings: SendGridSettings, send_at: int | None = None):
-        key = os.environ.get(KEY_ENV, "")
+        secret = Environment().sendgrid_api_key()
+        key = secret.get_secret_value() if secret else ""
         if not key:
             raise NewsletterError(f"the sendgrid backend needs the API key in {KEY_ENV}")
         self.key = key
         self.settings = settings
-        self.host = os.environ.get(HOST_ENV) or settings.host
+        self.host = Environment().sendgrid_api_host() or settings.host
         self.batch_size = settings.batch_size
         self.parallel = settings.parallel
         self.send_at = send_at

@@ -11,14 +11,13 @@ The password comes only from NEWSLETTER_SMTP_PASSWORD.
 
 from __future__ import annotations
 
-import os
 import smtplib
 import ssl
 import threading
 import time
 from typing import TYPE_CHECKING
 
-from newsletter.config import SmtpSettings
+from newsletter.config import Environment, SmtpSettings
 from newsletter.send.backends.base import Outcome
 from newsletter.send.message import Message
 
@@ -61,7 +60,8 @@ class SmtpBackend:
     def __init__(self, settings: SmtpSettings):
         self.settings = settings
         self.parallel = settings.connections
-        self.password = os.environ.get(PASSWORD_ENV)
+        secret = Environment().smtp_password()
+        self.password = secret.get_secret_value() if secret else None
         self._local = threading.local()
         self._connections: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
