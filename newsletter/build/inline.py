@@ -45,7 +45,7 @@ def _premailer_class() -> Any:
     def no_fetch(url: str) -> tuple[None, None]:
         return None, None  # cssutils: "could not fetch", the @import stays as text
 
-    class NoFetchPremailer(Premailer):  # type: ignore[misc]
+    class NoFetchPremailer(Premailer):
         def _parse_css_string(self, css_body: str, validate: bool = True) -> Any:
             parser = cssutils.CSSParser(fetcher=no_fetch, validate=validate, raiseExceptions=False)
             return parser.parseString(css_body)

@@ -50,8 +50,8 @@ def template_files(workspace_templates: Path | None) -> list[Path]:
 def problem_from(exc: BaseException, display: Any) -> Problem:
     """A Jinja error → a Problem naming the template and its line."""
     if isinstance(exc, jinja2.TemplateSyntaxError):
-        where = exc.filename or exc.name or "<template>"
-        return Problem(display(Path(where)), exc.lineno, "error", f"template error: {exc.message}")
+        source = exc.filename or exc.name or "<template>"
+        return Problem(display(Path(source)), exc.lineno, "error", f"template error: {exc.message}")
     if isinstance(exc, jinja2.TemplateNotFound):
         return Problem("templates", None, "error", f"template not found: {exc.name}")
     # runtime errors: the innermost frame that belongs to a template has its file and line

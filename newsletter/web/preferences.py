@@ -4,6 +4,7 @@ the tier; "download my data" and "delete me", each behind a confirming POST."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -25,7 +26,7 @@ def _subscriber(request: Request) -> int | None:
     return data.subscriber_id if data.newsletter is None else None
 
 
-async def _page(request: Request, subscriber_id: int, **values: object) -> HTMLResponse:
+async def _page(request: Request, subscriber_id: int, **values: Any) -> HTMLResponse:
     person = await run_in_threadpool(subscribers.profile, request.app.state.store, subscriber_id)
     if person is None:
         return error(request, "We hold nothing on this subscriber any more.", 404)

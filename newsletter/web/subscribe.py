@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +27,7 @@ log = logging.getLogger("newsletter.web")
 FORM = "subscribe"
 
 
-def _form(request: Request, status: int = 200, **values: object) -> Response:
+def _form(request: Request, status: int = 200, **values: Any) -> Response:
     chosen = values.pop("chosen", None)
     if chosen is None:
         asked = request.query_params.getlist("newsletter")
