@@ -2,12 +2,14 @@
 and sending in audience/ and send/); the issue file's model lives in `build.issue`.
 
 `Tier` names an email variant and a subscriber's level; `Recipient` is what a send needs of
-one subscriber; `AbsoluteUrl` and `Text` are the field types that the issue-file model
-(`build.issue`) and the configuration (`config`) both validate with.
+one subscriber; `issue_key` names an issue in the send journal and the stats; `AbsoluteUrl`
+and `Text` are the field types that the issue-file model (`build.issue`) and the
+configuration (`config`) both validate with.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
@@ -19,6 +21,11 @@ from pydantic import AfterValidator
 class Tier(StrEnum):
     FREE = "free"
     PREMIUM = "premium"
+
+
+def issue_key(newsletter: str, date: dt.date) -> str:
+    """`<newsletter>/<date>`, like `daily/2025-05-14`: how both halves name one issue."""
+    return f"{newsletter}/{date.isoformat()}"
 
 
 def _absolute_url(value: str) -> str:
