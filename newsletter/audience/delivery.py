@@ -31,7 +31,7 @@ from newsletter.audience import addresses
 from newsletter.errors import NewsletterError
 from newsletter.store import Store
 from newsletter.store import events as eq
-from newsletter.store import subscribers as q
+from newsletter.store import people as q
 
 KEY_ENV = "SENDGRID_WEBHOOK_VERIFICATION_KEY"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"

@@ -22,7 +22,7 @@ from newsletter.audience.csvformat import Columns, FormatError, Row, RowError
 from newsletter.build.output import atomic_write
 from newsletter.errors import ImportFileError
 from newsletter.store import Store
-from newsletter.store import subscribers as q
+from newsletter.store import people as q
 
 BATCH = 5000
 Progress = Callable[[int, int], None]  # (bytes read, file size)

@@ -15,7 +15,7 @@ from newsletter.audience import addresses
 from newsletter.audience.subscribers import create
 from newsletter.errors import SubscriberError
 from newsletter.store import Store
-from newsletter.store import subscribers as q
+from newsletter.store import people as q
 
 METHOD = "web"
 

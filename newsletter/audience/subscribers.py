@@ -19,7 +19,7 @@ from newsletter.audience.csvformat import neutralise
 from newsletter.build.output import atomic_text
 from newsletter.errors import SubscriberError
 from newsletter.store import Store
-from newsletter.store import subscribers as q
+from newsletter.store import people as q
 
 EXPORT_COLUMNS = [
     "email",

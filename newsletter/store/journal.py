@@ -36,7 +36,7 @@ from newsletter.store.schema import (
     subscriptions,
     suppressions,
 )
-from newsletter.store.subscribers import IN_CHUNK
+from newsletter.store.people import IN_CHUNK
 
 STATES = ("pending", "claimed", "inflight", "sent", "failed", "skipped", "unknown")
 

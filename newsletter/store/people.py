@@ -1,4 +1,4 @@
-"""Queries on subscribers, subscriptions, suppressions and the consent history.
+"""Queries on people: subscribers, subscriptions, suppressions and the consent history.
 
 Every function takes a Connection inside the caller's transaction: the caller decides what
 is one unit of work (an import is one; a one-click unsubscribe is another).

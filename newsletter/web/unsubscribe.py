@@ -29,7 +29,7 @@ async def page(request: Request) -> HTMLResponse:
     if found is None:
         return render(request, "error", 400, message="This unsubscribe link is not valid.")
     subscriber_id, newsletter = found
-    from newsletter.store import subscribers as q
+    from newsletter.store import people as q
 
     def look() -> str | None:
         with request.app.state.store.begin() as conn:

@@ -12,7 +12,7 @@ from newsletter.audience.importer import Importer, ImportReport
 from newsletter.audience.subscribers import add, forget, listing, remove
 from newsletter.errors import ImportFileError
 from newsletter.store import Store
-from newsletter.store import subscribers as q
+from newsletter.store import people as q
 
 NEWSLETTERS = {"daily", "weekly", "green"}
 
