@@ -230,15 +230,7 @@ def record(store: Store, events: list[DeliveryEvent], now: dt.datetime | None = 
             if reason and email_hash:
                 if not q.suppressed(conn, [email_hash]):
                     q.suppress(
-                        conn,
-                        [
-                            {
-                                "email_hash": email_hash,
-                                "reason": reason,
-                                "source": f"sendgrid:{e.event}",
-                                "created_at": now,
-                            }
-                        ],
+                        conn, [q.Suppression(email_hash, reason, f"sendgrid:{e.event}", now)]
                     )
                     q.record(conn, [_consent(email_hash, person, None, "suppressed", e, now)])
                     suppressed += 1
@@ -275,16 +267,16 @@ def _consent(
     action: str,
     e: DeliveryEvent,
     now: dt.datetime,
-) -> dict[str, Any]:
-    return {
-        "email_hash": email_hash,
-        "subscriber_id": person.id if person else None,
-        "newsletter": newsletter,
-        "action": action,
-        "method": "webhook",
-        "detail": f"sendgrid {e.event}{': ' + e.detail if e.detail else ''} ({e.event_id})",
-        "at": now,
-    }
+) -> q.ConsentEvent:
+    return q.ConsentEvent(
+        email_hash,
+        person.id if person else None,
+        newsletter,
+        action,
+        "webhook",
+        now,
+        f"sendgrid {e.event}{': ' + e.detail if e.detail else ''} ({e.event_id})",
+    )
 
 
 def _unsubscribe(conn: Any, person: q.SubscriberRow, e: DeliveryEvent, now: dt.datetime) -> int:

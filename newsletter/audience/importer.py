@@ -216,7 +216,7 @@ class Importer:
                 for i in batch
                 if i.address.hash in self._added
             }
-        events: list[dict[str, Any]] = []
+        events: list[q.ConsentEvent] = []
         outcome: dict[int, str] = {}  # index in batch → added/updated/unchanged/skipped/suppressed
 
         # 1. the suppression list wins over everything: an address suppressed before is not
@@ -224,7 +224,7 @@ class Importer:
         # as a record, and suppressed
         done: set[int] = set()  # rows fully handled here
         brought: set[int] = set()  # rows that add a suppression
-        new_suppressions: list[dict[str, Any]] = []
+        new_suppressions: list[q.Suppression] = []
         before = dict(blocked)
         for n, item in enumerate(batch):
             reason = before.get(item.address.hash)
@@ -242,15 +242,10 @@ class Importer:
                 if item.address.hash not in blocked:
                     blocked[item.address.hash] = item.row.suppress
                     new_suppressions.append(
-                        {
-                            "email_hash": item.address.hash,
-                            "reason": item.row.suppress,
-                            "source": self.source,
-                            "created_at": now,
-                        }
+                        q.Suppression(item.address.hash, item.row.suppress, self.source, now)
                     )
         q.suppress(conn, new_suppressions)
-        self._added.update((r["email_hash"], r["reason"]) for r in new_suppressions)
+        self._added.update((r.email_hash, r.reason) for r in new_suppressions)
 
         # 2. subscribers: insert the new, update what changed (later rows win)
         inserts: dict[str, dict[str, Any]] = {}
@@ -372,17 +367,17 @@ class Importer:
 
     def _event(
         self, item: _Item, subscriber_id: int | None, action: str, detail: str = ""
-    ) -> dict[str, Any]:
+    ) -> q.ConsentEvent:
         where = f"{self.source} line {item.line}"
-        return {
-            "email_hash": item.address.hash,
-            "subscriber_id": subscriber_id,
-            "newsletter": item.newsletter,
-            "action": action,
-            "method": "import",
-            "detail": f"{where}: {detail}" if detail else where,
-            "at": self.now,
-        }
+        return q.ConsentEvent(
+            item.address.hash,
+            subscriber_id,
+            item.newsletter,
+            action,
+            "import",
+            self.now,
+            f"{where}: {detail}" if detail else where,
+        )
 
     @staticmethod
     def _write_rejects(path: Path, report: ImportReport) -> None:

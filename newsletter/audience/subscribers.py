@@ -44,26 +44,6 @@ def _address(email: str) -> addresses.Address:
         raise SubscriberError(f"'{email}' is not a valid address: {exc}") from None
 
 
-def _event(
-    address: addresses.Address,
-    subscriber_id: int | None,
-    newsletter: str | None,
-    action: str,
-    method: str,
-    now: dt.datetime,
-    detail: str = "",
-) -> dict[str, Any]:
-    return {
-        "email_hash": address.hash,
-        "subscriber_id": subscriber_id,
-        "newsletter": newsletter,
-        "action": action,
-        "method": method,
-        "detail": detail,
-        "at": now,
-    }
-
-
 def add(
     store: Store,
     email: str,
@@ -101,7 +81,10 @@ def add(
             q.set_status(
                 conn, person.id, newsletter, "subscribed", method, now, existed=was is not None
             )
-            q.record(conn, [_event(address, person.id, newsletter, "subscribed", method, now)])
+            q.record(
+                conn,
+                [q.ConsentEvent(address.hash, person.id, newsletter, "subscribed", method, now)],
+            )
             result = "added" if was is None else "resubscribed"
         return result
 
@@ -156,7 +139,11 @@ def remove(
         for key in targets:
             q.set_status(conn, person.id, key, "unsubscribed", method, now, existed=True)
         q.record(
-            conn, [_event(address, person.id, key, "unsubscribed", method, now) for key in targets]
+            conn,
+            [
+                q.ConsentEvent(address.hash, person.id, key, "unsubscribed", method, now)
+                for key in targets
+            ],
         )
         return targets
 
@@ -186,8 +173,10 @@ def unsubscribe_id(
         if was is None or was["status"] == "unsubscribed":
             return Unsubscribed(person.email, newsletter, changed=False)
         q.set_status(conn, person.id, newsletter, "unsubscribed", method, now, existed=True)
-        address = addresses.Address(person.email, person.email_key, person.email_hash)
-        q.record(conn, [_event(address, person.id, newsletter, "unsubscribed", method, now)])
+        event = q.ConsentEvent(
+            person.email_hash, person.id, newsletter, "unsubscribed", method, now
+        )
+        q.record(conn, [event])
         return Unsubscribed(person.email, newsletter, changed=True)
 
 
@@ -202,11 +191,8 @@ def forget(
         person = q.by_key(conn, address.key)
         if person is not None:
             q.delete_subscriber(conn, person.id)
-        q.suppress(
-            conn,
-            [{"email_hash": address.hash, "reason": "erased", "source": method, "created_at": now}],
-        )
-        q.record(conn, [_event(address, None, None, "erased", method, now)])
+        q.suppress(conn, [q.Suppression(address.hash, "erased", method, now)])
+        q.record(conn, [q.ConsentEvent(address.hash, None, None, "erased", method, now)])
         return person is not None
 
 
@@ -347,7 +333,6 @@ def set_newsletters(
             return None
         if q.suppressed(conn, [person.email_hash]):
             return {}
-        address = addresses.Address(person.email, person.email_key, person.email_hash)
         subs = q.subscriptions_of(conn, person.id)
         changes: dict[str, str] = {}
         for key in sorted(offered):
@@ -357,7 +342,13 @@ def set_newsletters(
                 continue
             q.set_status(conn, person.id, key, new, method, now, existed=was is not None)
             changes[key] = new
-        q.record(conn, [_event(address, person.id, k, v, method, now) for k, v in changes.items()])
+        q.record(
+            conn,
+            [
+                q.ConsentEvent(person.email_hash, person.id, key, status, method, now)
+                for key, status in changes.items()
+            ],
+        )
         return changes
 
 

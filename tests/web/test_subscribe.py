@@ -176,14 +176,7 @@ def test_a_suppressed_address_is_never_confirmed(service: TestClient) -> None:
         assert person is not None
         q.suppress(
             conn,
-            [
-                {
-                    "email_hash": person.email_hash,
-                    "reason": "bounce",
-                    "source": "t",
-                    "created_at": person.created_at,
-                }
-            ],
+            [q.Suppression(person.email_hash, "bounce", "t", person.created_at)],
         )
     page = service.get(path)
     response = service.post(path, data={"csrf": csrf(page.text)})
