@@ -43,3 +43,14 @@ class ImportFileError(NewsletterError):
 
 class SubscriberError(NewsletterError):
     """A subscriber command cannot be carried out (unknown address, suppressed address…)."""
+
+
+# the audience
+
+
+class TokenError(NewsletterError):
+    """A token that is malformed, tampered with, for another purpose, or expired."""
+
+
+class SecretError(NewsletterError):
+    """No usable secret to sign tokens with."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import SecretError, TokenError
 
 Purpose = Literal["unsubscribe", "preferences", "confirm"]
 PURPOSES = ("unsubscribe", "preferences", "confirm", "form")
@@ -30,14 +30,6 @@ SECRET_FILE = ".secrets"
 SECRET_ENV = "NEWSLETTER_SECRET"
 MIN_SECRET = 32
 CONFIRM_MAX_AGE = 7 * 24 * 3600
-
-
-class TokenError(NewsletterError):
-    """A token that is malformed, tampered with, for another purpose, or expired."""
-
-
-class SecretError(NewsletterError):
-    """No usable secret to sign tokens with."""
 
 
 @dataclass(frozen=True)

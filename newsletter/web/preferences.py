@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from newsletter.audience import subscribers
-from newsletter.audience.tokens import TokenError
+from newsletter.errors import TokenError
 from newsletter.web.pages import error, mask, offered, render
 from newsletter.web.security import checked_form, csrf_token
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from newsletter.audience.subscribers import unsubscribe_id
-from newsletter.audience.tokens import TokenError
+from newsletter.errors import TokenError
 from newsletter.web.pages import mask, render
 
 
