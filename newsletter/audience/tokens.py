@@ -6,7 +6,8 @@ no email address is readable in it. Unsubscribe and preferences tokens do not ex
 unsubscribe link in a two-year-old email must still work); confirm tokens expire.
 
 The secret comes from NEWSLETTER_SECRET, or from the workspace's untracked `.secrets` file
-that `newsletter init` (or `newsletter secret`) creates. It is never printed.
+that `newsletter init` (or `newsletter secret`) creates. It is never printed. (The forms' CSRF
+tokens, signed with the same secret, belong to `web.security`.)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, Literal
 from newsletter.errors import SecretError, TokenError
 
 Purpose = Literal["unsubscribe", "preferences", "confirm"]
-PURPOSES = ("unsubscribe", "preferences", "confirm", "form")
+PURPOSES: tuple[Purpose, ...] = ("unsubscribe", "preferences", "confirm")
 SECRET_FILE = ".secrets"
 SECRET_ENV = "NEWSLETTER_SECRET"
 MIN_SECRET = 32
@@ -132,20 +133,29 @@ class Signer:
             raise TokenError("this link is not valid")
         return TokenData(int(m.group(1)), m.group(2))
 
-    def form_token(self, binding: str) -> str:
-        """A form's CSRF token: signed, timestamped, bound to what the form acts on (a
-        subscriber's link token, or the form's name). No cookie is needed."""
-        return self._signers["form"].sign(_form_value(binding)).decode("ascii")
 
-    def check_form_token(self, token: str, binding: str, max_age: int) -> bool:
+class Stamp:
+    """itsdangerous' timestamped HMAC-SHA256 signature under one salt, on a given clock: the
+    primitive under the link tokens, lent to `web.security` for the forms' CSRF tokens (this
+    module is itsdangerous' one owner)."""
+
+    def __init__(self, secret: str, salt: str, clock: Callable[[], float]):
+        from itsdangerous import TimestampSigner
+
+        class _Clocked(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(clock())
+
+        self._signer = _Clocked(secret, salt=salt, digest_method=hashlib.sha256)
+
+    def sign(self, value: str) -> str:
+        return self._signer.sign(value).decode("ascii")
+
+    def unsign(self, token: str, max_age: int) -> bytes | None:
+        """The signed value; None if the token is bad, for another salt, or older than max_age."""
         from itsdangerous import BadData
 
         try:
-            value = self._signers["form"].unsign(token, max_age=max_age)
+            return self._signer.unsign(token, max_age=max_age)
         except (BadData, ValueError, TypeError, UnicodeError):
-            return False
-        return hmac.compare_digest(value, _form_value(binding).encode())
-
-
-def _form_value(binding: str) -> str:
-    return hashlib.sha256(binding.encode()).hexdigest()[:32]
+            return None
