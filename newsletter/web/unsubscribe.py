@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from newsletter.audience.subscribers import unsubscribe_id
+from newsletter.audience.selfservice import unsubscribe_id
 from newsletter.errors import TokenError
 from newsletter.web.pages import mask, render
 
