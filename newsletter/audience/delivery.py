@@ -29,7 +29,7 @@ from typing import Any
 
 from newsletter.audience import addresses
 from newsletter.errors import NewsletterError
-from newsletter.store import Store
+from newsletter.store import Connection, Store
 from newsletter.store import events as eq
 from newsletter.store import people as q
 
@@ -196,7 +196,7 @@ def record(store: Store, events: list[DeliveryEvent], now: dt.datetime | None = 
     now = now or dt.datetime.now(dt.UTC)
     suppressed = unsubscribed = 0
     with store.begin() as conn:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "event_id": e.event_id,
                 "event": e.event,
@@ -214,7 +214,7 @@ def record(store: Store, events: list[DeliveryEvent], now: dt.datetime | None = 
         ]
         new = eq.insert_new(conn, rows)
         stored = len(new)
-        hashes = {r["event_id"]: r["email_hash"] for r in rows}
+        hashes: dict[str, str | None] = {r["event_id"]: r["email_hash"] for r in rows}
         for e in events:
             if e.event_id not in new or not _acts(e):
                 continue
@@ -239,7 +239,7 @@ def record(store: Store, events: list[DeliveryEvent], now: dt.datetime | None = 
     return Recorded(len(events), stored, suppressed, unsubscribed)
 
 
-def _by_address(conn: Any, email: str) -> q.SubscriberRow | None:
+def _by_address(conn: Connection, email: str) -> q.SubscriberRow | None:
     try:
         return q.by_key(conn, addresses.parse(email).key)
     except addresses.InvalidAddress:
@@ -279,7 +279,9 @@ def _consent(
     )
 
 
-def _unsubscribe(conn: Any, person: q.SubscriberRow, e: DeliveryEvent, now: dt.datetime) -> int:
+def _unsubscribe(
+    conn: Connection, person: q.SubscriberRow, e: DeliveryEvent, now: dt.datetime
+) -> int:
     subs = q.subscriptions_of(conn, person.id)
     targets = [
         key

@@ -20,7 +20,7 @@ from newsletter.audience import addresses
 from newsletter.audience.csvformat import neutralise
 from newsletter.build.output import atomic_text
 from newsletter.errors import SubscriberError
-from newsletter.store import Store
+from newsletter.store import Connection, Store
 from newsletter.store import people as q
 
 EXPORT_COLUMNS = [
@@ -92,7 +92,12 @@ def add(
 
 
 def create(
-    conn: Any, address: addresses.Address, name: str, tier: str, source: str, now: dt.datetime
+    conn: Connection,
+    address: addresses.Address,
+    name: str,
+    tier: str,
+    source: str,
+    now: dt.datetime,
 ) -> q.SubscriberRow:
     """Insert a new subscriber (no subscription yet) inside the caller's transaction."""
     row = {

@@ -81,14 +81,15 @@ class Signer:
     purpose). A send makes two per recipient, so the derived keys are computed once."""
 
     def __init__(self, secret: str, clock: Callable[[], float] | None = None):
-        clock = clock or (lambda: time.time())  # looked up at each call: tests move time
+        # time.time looked up at each call: tests move time
+        tick: Callable[[], float] = clock or (lambda: time.time())
         from itsdangerous import TimestampSigner
 
         class _KeyOnce(TimestampSigner):
             _derived: bytes | None = None
 
             def get_timestamp(self) -> int:
-                return int(clock())
+                return int(tick())
 
             def derive_key(self, secret_key: Any = None) -> bytes:
                 if secret_key is not None:
@@ -103,7 +104,7 @@ class Signer:
             purpose: _KeyOnce(secret, salt=f"newsletter.{purpose}", digest_method=hashlib.sha256)
             for purpose in PURPOSES
         }
-        self.clock = clock
+        self.clock = tick
         self._keys = {purpose: signer.derive_key() for purpose, signer in self._signers.items()}
         self._b64 = base64_encode
         self._int_to_bytes = int_to_bytes

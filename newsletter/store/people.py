@@ -127,7 +127,7 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         values = [row[name] for row in rows]
         if process is not None:
             memo: dict[Any, Any] = {}
-            converted = []
+            converted: list[Any] = []
             for raw in values:
                 if raw is None:
                     converted.append(None)
