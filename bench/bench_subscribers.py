@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import fresh_process
 
 from newsletter.store import open_store
-from newsletter.store import subscribers as q
+from newsletter.store import people as q
 
 REPO = Path(__file__).resolve().parent.parent
 NEWSLETTER = str(Path(sys.executable).with_name("newsletter"))

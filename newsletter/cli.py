@@ -193,14 +193,6 @@ def _store(ctx: click.Context) -> Iterator[tuple[Workspace, Any]]:
         store.close()
 
 
-def _check_newsletter(ws: Workspace, key: str | None) -> None:
-    from newsletter.errors import ConfigError
-
-    if key is not None and key not in ws.config.newsletters:
-        known = ", ".join(sorted(ws.config.newsletters))
-        raise ConfigError(f"no newsletter '{key}' in newsletter.toml (configured: {known})")
-
-
 _tier = click.option(
     "--tier", type=click.Choice(["free", "premium"]), help="The subscribers' tier."
 )
@@ -234,7 +226,7 @@ def import_(
     from newsletter.audience.importer import Importer
 
     with _user_errors(), _store(ctx) as (ws, store):
-        _check_newsletter(ws, newsletter)
+        ws.config.check_newsletter(newsletter)
         importer = Importer(
             store,
             set(ws.config.newsletters),
@@ -292,7 +284,7 @@ def add(
     from newsletter.audience.subscribers import add as do_add
 
     with _user_errors(), _store(ctx) as (ws, store):
-        _check_newsletter(ws, newsletter)
+        ws.config.check_newsletter(newsletter)
         result = do_add(store, email, newsletter, name=name, tier=tier)
     click.echo(f"{email}: {result} ({newsletter})")
 
@@ -306,7 +298,7 @@ def remove(ctx: click.Context, email: str, newsletter: str | None) -> None:
     from newsletter.audience.subscribers import remove as do_remove
 
     with _user_errors(), _store(ctx) as (ws, store):
-        _check_newsletter(ws, newsletter)
+        ws.config.check_newsletter(newsletter)
         keys = do_remove(store, email, newsletter)
     click.echo(
         f"{email}: unsubscribed from {', '.join(keys)}"
@@ -342,7 +334,7 @@ def list_(ctx: click.Context, newsletter: str | None, status: str | None, as_jso
     from newsletter.audience.subscribers import listing
 
     with _user_errors(), _store(ctx) as (ws, store):
-        _check_newsletter(ws, newsletter)
+        ws.config.check_newsletter(newsletter)
         entries = list(listing(store, newsletter, status))
     if as_json:
         click.echo(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))

@@ -197,6 +197,13 @@ class Config(Section):
                 )
         return self
 
+    def check_newsletter(self, key: str | None) -> None:
+        """ConfigError unless `key` (when given) names a configured newsletter: the one
+        wording for the CLI, the web service and the library."""
+        if key is not None and key not in self.newsletters:
+            known = ", ".join(sorted(self.newsletters))
+            raise ConfigError(f"no newsletter '{key}' in newsletter.toml (configured: {known})")
+
 
 _TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(

@@ -68,3 +68,14 @@ class RenderError(NewsletterError):
 
     def __str__(self) -> str:
         return self.problem.format()
+
+
+# the audience
+
+
+class TokenError(NewsletterError):
+    """A token that is malformed, tampered with, for another purpose, or expired."""
+
+
+class SecretError(NewsletterError):
+    """No usable secret to sign tokens with."""

@@ -29,9 +29,9 @@ from typing import Any
 from newsletter.audience import addresses
 from newsletter.config import Environment
 from newsletter.errors import NewsletterError
-from newsletter.store import Store
+from newsletter.store import Connection, Store
 from newsletter.store import events as eq
-from newsletter.store import subscribers as q
+from newsletter.store import people as q
 
 KEY_ENV = "SENDGRID_WEBHOOK_VERIFICATION_KEY"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -196,7 +196,7 @@ def record(store: Store, events: list[DeliveryEvent], now: dt.datetime | None = 
     now = now or dt.datetime.now(dt.UTC)
     suppressed = unsubscribed = 0
     with store.begin() as conn:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "event_id": e.event_id,
                 "event": e.event,
@@ -214,7 +214,7 @@ def record(store: Store, events: list[DeliveryEvent], now: dt.datetime | None = 
         ]
         new = eq.insert_new(conn, rows)
         stored = len(new)
-        hashes = {r["event_id"]: r["email_hash"] for r in rows}
+        hashes: dict[str, str | None] = {r["event_id"]: r["email_hash"] for r in rows}
         for e in events:
             if e.event_id not in new or not _acts(e):
                 continue
@@ -230,15 +230,7 @@ def record(store: Store, events: list[DeliveryEvent], now: dt.datetime | None = 
             if reason and email_hash:
                 if not q.suppressed(conn, [email_hash]):
                     q.suppress(
-                        conn,
-                        [
-                            {
-                                "email_hash": email_hash,
-                                "reason": reason,
-                                "source": f"sendgrid:{e.event}",
-                                "created_at": now,
-                            }
-                        ],
+                        conn, [q.Suppression(email_hash, reason, f"sendgrid:{e.event}", now)]
                     )
                     q.record(conn, [_consent(email_hash, person, None, "suppressed", e, now)])
                     suppressed += 1
@@ -247,7 +239,7 @@ def record(store: Store, events: list[DeliveryEvent], now: dt.datetime | None = 
     return Recorded(len(events), stored, suppressed, unsubscribed)
 
 
-def _by_address(conn: Any, email: str) -> q.SubscriberRow | None:
+def _by_address(conn: Connection, email: str) -> q.SubscriberRow | None:
     try:
         return q.by_key(conn, addresses.parse(email).key)
     except addresses.InvalidAddress:
@@ -275,19 +267,21 @@ def _consent(
     action: str,
     e: DeliveryEvent,
     now: dt.datetime,
-) -> dict[str, Any]:
-    return {
-        "email_hash": email_hash,
-        "subscriber_id": person.id if person else None,
-        "newsletter": newsletter,
-        "action": action,
-        "method": "webhook",
-        "detail": f"sendgrid {e.event}{': ' + e.detail if e.detail else ''} ({e.event_id})",
-        "at": now,
-    }
+) -> q.ConsentEvent:
+    return q.ConsentEvent(
+        email_hash,
+        person.id if person else None,
+        newsletter,
+        action,
+        "webhook",
+        now,
+        f"sendgrid {e.event}{': ' + e.detail if e.detail else ''} ({e.event_id})",
+    )
 
 
-def _unsubscribe(conn: Any, person: q.SubscriberRow, e: DeliveryEvent, now: dt.datetime) -> int:
+def _unsubscribe(
+    conn: Connection, person: q.SubscriberRow, e: DeliveryEvent, now: dt.datetime
+) -> int:
     subs = q.subscriptions_of(conn, person.id)
     targets = [
         key

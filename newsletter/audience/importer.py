@@ -21,8 +21,8 @@ from newsletter.audience import addresses
 from newsletter.audience.csvformat import Columns, FormatError, Row, RowError
 from newsletter.build.output import atomic_write
 from newsletter.errors import ImportFileError
-from newsletter.store import Store
-from newsletter.store import subscribers as q
+from newsletter.store import Connection, Store
+from newsletter.store import people as q
 
 BATCH = 5000
 Progress = Callable[[int, int], None]  # (bytes read, file size)
@@ -203,11 +203,27 @@ class Importer:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _apply(self, conn: Any, batch: list[_Item], report: ImportReport) -> None:
+    def _apply(self, conn: Connection, batch: list[_Item], report: ImportReport) -> None:
+        """One batch in three steps, in this order: the suppression list wins, then the
+        subscribers, then their subscriptions (with the consent history)."""
         if not batch:
             return
-        now = self.now
         known = q.by_keys(conn, (i.address.key for i in batch))
+        outcome: dict[int, str] = {}  # index in batch → added/updated/unchanged/skipped/suppressed
+        done, brought = self._keep_suppressions(conn, batch, outcome, report)
+        ids, new_people = self._write_subscribers(conn, batch, known, done, outcome)
+        self._write_subscriptions(conn, batch, ids, new_people, done, brought, outcome, report)
+        for n in range(len(batch)):
+            kind = outcome.get(n, "unchanged")
+            setattr(report, kind, getattr(report, kind) + 1)
+
+    def _keep_suppressions(
+        self, conn: Connection, batch: list[_Item], outcome: dict[int, str], report: ImportReport
+    ) -> tuple[set[int], set[int]]:
+        """1. The suppression list wins over everything: an address suppressed before is not
+        touched; a row that brings its own suppression (a bounce, a blocklisting) is kept as a
+        record, and suppressed. Returns the rows fully handled here, and the rows that add a
+        suppression."""
         if self._suppressions_at_start:
             blocked = q.suppressed(conn, (i.address.hash for i in batch))
         else:  # the list was empty: only this import's own suppressions can match
@@ -216,15 +232,9 @@ class Importer:
                 for i in batch
                 if i.address.hash in self._added
             }
-        events: list[dict[str, Any]] = []
-        outcome: dict[int, str] = {}  # index in batch → added/updated/unchanged/skipped/suppressed
-
-        # 1. the suppression list wins over everything: an address suppressed before is not
-        # touched; a row that brings its own suppression (a bounce, a blocklisting) is kept
-        # as a record, and suppressed
-        done: set[int] = set()  # rows fully handled here
-        brought: set[int] = set()  # rows that add a suppression
-        new_suppressions: list[dict[str, Any]] = []
+        done: set[int] = set()
+        brought: set[int] = set()
+        new_suppressions: list[q.Suppression] = []
         before = dict(blocked)
         for n, item in enumerate(batch):
             reason = before.get(item.address.hash)
@@ -242,17 +252,23 @@ class Importer:
                 if item.address.hash not in blocked:
                     blocked[item.address.hash] = item.row.suppress
                     new_suppressions.append(
-                        {
-                            "email_hash": item.address.hash,
-                            "reason": item.row.suppress,
-                            "source": self.source,
-                            "created_at": now,
-                        }
+                        q.Suppression(item.address.hash, item.row.suppress, self.source, self.now)
                     )
         q.suppress(conn, new_suppressions)
-        self._added.update((r["email_hash"], r["reason"]) for r in new_suppressions)
+        self._added.update((r.email_hash, r.reason) for r in new_suppressions)
+        return done, brought
 
-        # 2. subscribers: insert the new, update what changed (later rows win)
+    def _write_subscribers(
+        self,
+        conn: Connection,
+        batch: list[_Item],
+        known: dict[str, q.SubscriberRow],
+        done: set[int],
+        outcome: dict[int, str],
+    ) -> tuple[dict[str, int], set[int]]:
+        """2. Subscribers: insert the new, update what changed (later rows win). Returns the
+        id of every address in the batch (by key), and the ids inserted."""
+        now = self.now
         inserts: dict[str, dict[str, Any]] = {}
         updates: dict[int, dict[str, Any]] = {}
         for n, item in enumerate(batch):
@@ -298,10 +314,25 @@ class Importer:
             record["id"] = ids[record["email_key"]] = new_id
         q.insert_subscribers(conn, list(inserts.values()))
         q.update_subscribers(conn, list(updates.values()))
-        new_people = {ids[k] for k in inserts}
+        return ids, {ids[k] for k in inserts}
 
-        # 3. subscriptions: consent is kept
-        current = q.statuses(conn, [person.id for person in known.values()])
+    def _write_subscriptions(
+        self,
+        conn: Connection,
+        batch: list[_Item],
+        ids: dict[str, int],
+        new_people: set[int],
+        done: set[int],
+        brought: set[int],
+        outcome: dict[int, str],
+        report: ImportReport,
+    ) -> None:
+        """3. Subscriptions: consent is kept (nobody who unsubscribed is resubscribed unless
+        asked; subscribed is never downgraded to pending), and every change is recorded in
+        the consent history with the suppressions the rows brought."""
+        now = self.now
+        events: list[q.ConsentEvent] = []
+        current = q.statuses(conn, set(ids.values()) - new_people)  # the new have none
         sub_inserts: dict[tuple[int, str], dict[str, Any]] = {}
         sub_updates: dict[tuple[int, str], dict[str, Any]] = {}
         for n, item in enumerate(batch):
@@ -366,23 +397,19 @@ class Importer:
         q.update_subscriptions(conn, list(sub_updates.values()))
         q.record(conn, events)
 
-        for n in range(len(batch)):
-            kind = outcome.get(n, "unchanged")
-            setattr(report, kind, getattr(report, kind) + 1)
-
     def _event(
         self, item: _Item, subscriber_id: int | None, action: str, detail: str = ""
-    ) -> dict[str, Any]:
+    ) -> q.ConsentEvent:
         where = f"{self.source} line {item.line}"
-        return {
-            "email_hash": item.address.hash,
-            "subscriber_id": subscriber_id,
-            "newsletter": item.newsletter,
-            "action": action,
-            "method": "import",
-            "detail": f"{where}: {detail}" if detail else where,
-            "at": self.now,
-        }
+        return q.ConsentEvent(
+            item.address.hash,
+            subscriber_id,
+            item.newsletter,
+            action,
+            "import",
+            self.now,
+            f"{where}: {detail}" if detail else where,
+        )
 
     @staticmethod
     def _write_rejects(path: Path, report: ImportReport) -> None:

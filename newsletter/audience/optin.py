@@ -15,7 +15,7 @@ from newsletter.audience import addresses
 from newsletter.audience.subscribers import create
 from newsletter.errors import SubscriberError
 from newsletter.store import Store
-from newsletter.store import subscribers as q
+from newsletter.store import people as q
 
 METHOD = "web"
 
@@ -63,15 +63,9 @@ def request(
         q.record(
             conn,
             [
-                {
-                    "email_hash": address.hash,
-                    "subscriber_id": person.id,
-                    "newsletter": key,
-                    "action": "pending",
-                    "method": METHOD,
-                    "detail": "confirmation emailed",
-                    "at": now,
-                }
+                q.ConsentEvent(
+                    address.hash, person.id, key, "pending", METHOD, now, "confirmation emailed"
+                )
                 for key in wanted
             ],
         )
@@ -101,15 +95,15 @@ def confirm(store: Store, subscriber_id: int, *, now: dt.datetime) -> Confirmed 
         q.record(
             conn,
             [
-                {
-                    "email_hash": person.email_hash,
-                    "subscriber_id": person.id,
-                    "newsletter": key,
-                    "action": "subscribed",
-                    "method": "double-opt-in",
-                    "detail": "confirmed from the emailed link",
-                    "at": now,
-                }
+                q.ConsentEvent(
+                    person.email_hash,
+                    person.id,
+                    key,
+                    "subscribed",
+                    "double-opt-in",
+                    now,
+                    "confirmed from the emailed link",
+                )
                 for key in pending
             ],
         )

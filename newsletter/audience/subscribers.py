@@ -1,7 +1,9 @@
-"""The list rules for single subscribers and whole lists: add, remove, forget, list, export, stats.
+"""The editor's commands on single subscribers and whole lists: add, remove, forget, list,
+export, stats.
 
-(Importing a CSV file is `importer`.) The suppression list always wins: a suppressed address
-is never added, and it stays suppressed after `forget`, by the hash of its key.
+(Importing a CSV file is `importer`; what a subscriber does by link is `selfservice`.) The
+suppression list always wins: a suppressed address is never added, and it stays suppressed
+after `forget`, by the hash of its key.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from newsletter.audience import addresses
 from newsletter.audience.csvformat import neutralise
 from newsletter.build.output import atomic_text
 from newsletter.errors import SubscriberError
-from newsletter.store import Store
-from newsletter.store import subscribers as q
+from newsletter.store import Connection, Store
+from newsletter.store import people as q
 
 EXPORT_COLUMNS = [
     "email",
@@ -42,26 +44,6 @@ def _address(email: str) -> addresses.Address:
         return addresses.parse(email)
     except addresses.InvalidAddress as exc:
         raise SubscriberError(f"'{email}' is not a valid address: {exc}") from None
-
-
-def _event(
-    address: addresses.Address,
-    subscriber_id: int | None,
-    newsletter: str | None,
-    action: str,
-    method: str,
-    now: dt.datetime,
-    detail: str = "",
-) -> dict[str, Any]:
-    return {
-        "email_hash": address.hash,
-        "subscriber_id": subscriber_id,
-        "newsletter": newsletter,
-        "action": action,
-        "method": method,
-        "detail": detail,
-        "at": now,
-    }
 
 
 def add(
@@ -101,13 +83,21 @@ def add(
             q.set_status(
                 conn, person.id, newsletter, "subscribed", method, now, existed=was is not None
             )
-            q.record(conn, [_event(address, person.id, newsletter, "subscribed", method, now)])
+            q.record(
+                conn,
+                [q.ConsentEvent(address.hash, person.id, newsletter, "subscribed", method, now)],
+            )
             result = "added" if was is None else "resubscribed"
         return result
 
 
 def create(
-    conn: Any, address: addresses.Address, name: str, tier: str, source: str, now: dt.datetime
+    conn: Connection,
+    address: addresses.Address,
+    name: str,
+    tier: str,
+    source: str,
+    now: dt.datetime,
 ) -> q.SubscriberRow:
     """Insert a new subscriber (no subscription yet) inside the caller's transaction."""
     row = {
@@ -156,39 +146,13 @@ def remove(
         for key in targets:
             q.set_status(conn, person.id, key, "unsubscribed", method, now, existed=True)
         q.record(
-            conn, [_event(address, person.id, key, "unsubscribed", method, now) for key in targets]
+            conn,
+            [
+                q.ConsentEvent(address.hash, person.id, key, "unsubscribed", method, now)
+                for key in targets
+            ],
         )
         return targets
-
-
-@dataclass(frozen=True)
-class Unsubscribed:
-    email: str
-    newsletter: str
-    changed: bool  # False when they had already left: one-click is idempotent
-
-
-def unsubscribe_id(
-    store: Store,
-    subscriber_id: int,
-    newsletter: str,
-    *,
-    method: str = "one-click",
-    now: dt.datetime | None = None,
-) -> Unsubscribed | None:
-    """Unsubscribe by the id a signed link carries; None if the subscriber no longer exists."""
-    now = now or _now()
-    with store.begin() as conn:
-        person = q.by_id(conn, subscriber_id)
-        if person is None:
-            return None
-        was = q.subscriptions_of(conn, person.id).get(newsletter)
-        if was is None or was["status"] == "unsubscribed":
-            return Unsubscribed(person.email, newsletter, changed=False)
-        q.set_status(conn, person.id, newsletter, "unsubscribed", method, now, existed=True)
-        address = addresses.Address(person.email, person.email_key, person.email_hash)
-        q.record(conn, [_event(address, person.id, newsletter, "unsubscribed", method, now)])
-        return Unsubscribed(person.email, newsletter, changed=True)
 
 
 def forget(
@@ -202,11 +166,8 @@ def forget(
         person = q.by_key(conn, address.key)
         if person is not None:
             q.delete_subscriber(conn, person.id)
-        q.suppress(
-            conn,
-            [{"email_hash": address.hash, "reason": "erased", "source": method, "created_at": now}],
-        )
-        q.record(conn, [_event(address, None, None, "erased", method, now)])
+        q.suppress(conn, [q.Suppression(address.hash, "erased", method, now)])
+        q.record(conn, [q.ConsentEvent(address.hash, None, None, "erased", method, now)])
         return person is not None
 
 
@@ -296,116 +257,3 @@ def stats(store: Store) -> list[StatsRow]:
         for newsletter, tier, status, is_suppressed, count in q.counts(conn):
             table[(newsletter, tier)]["suppressed" if is_suppressed else status] += count
     return [StatsRow(nl, tier, **dict(values)) for (nl, tier), values in sorted(table.items())]
-
-
-# -- what a subscriber does from their own preferences page (the link's id, not an address) --
-
-
-@dataclass(frozen=True)
-class Profile:
-    id: int
-    email: str
-    name: str
-    tier: str
-    suppressed: str | None
-    newsletters: dict[str, str]  # key → pending | subscribed | unsubscribed
-
-
-def profile(store: Store, subscriber_id: int) -> Profile | None:
-    with store.begin() as conn:
-        person = q.by_id(conn, subscriber_id)
-        if person is None:
-            return None
-        subs = q.subscriptions_of(conn, person.id)
-        reason = q.suppressed(conn, [person.email_hash]).get(person.email_hash)
-        return Profile(
-            person.id,
-            person.email,
-            person.name,
-            person.tier,
-            reason,
-            {key: sub["status"] for key, sub in subs.items()},
-        )
-
-
-def set_newsletters(
-    store: Store,
-    subscriber_id: int,
-    wanted: set[str],
-    offered: set[str],
-    *,
-    method: str = "preferences",
-    now: dt.datetime | None = None,
-) -> dict[str, str] | None:
-    """Subscribe to the `wanted` newsletters among `offered`, unsubscribe from the rest. The
-    link proves the mailbox, so no second confirmation; a suppressed address changes nothing.
-    Returns the changes (key → new status), None if the subscriber no longer exists."""
-    now = now or _now()
-    with store.begin() as conn:
-        person = q.by_id(conn, subscriber_id)
-        if person is None:
-            return None
-        if q.suppressed(conn, [person.email_hash]):
-            return {}
-        address = addresses.Address(person.email, person.email_key, person.email_hash)
-        subs = q.subscriptions_of(conn, person.id)
-        changes: dict[str, str] = {}
-        for key in sorted(offered):
-            was = subs.get(key, {}).get("status")
-            new = "subscribed" if key in wanted else "unsubscribed"
-            if was == new or (was is None and new == "unsubscribed"):
-                continue
-            q.set_status(conn, person.id, key, new, method, now, existed=was is not None)
-            changes[key] = new
-        q.record(conn, [_event(address, person.id, k, v, method, now) for k, v in changes.items()])
-        return changes
-
-
-def data_of(store: Store, subscriber_id: int) -> dict[str, Any] | None:
-    """Everything the store holds on one subscriber (the right of access), as JSON values."""
-    from newsletter.store import events as eq
-
-    with store.begin() as conn:
-        person = q.by_id(conn, subscriber_id)
-        if person is None:
-            return None
-        reason = q.suppressed(conn, [person.email_hash]).get(person.email_hash)
-
-        def iso(value: Any) -> Any:
-            return value.isoformat() if isinstance(value, dt.datetime) else value
-
-        return {
-            "subscriber": {
-                "email": person.email,
-                "name": person.name,
-                "tier": person.tier,
-                "source": person.source,
-                "attributes": person.attributes,
-                "created_at": iso(person.created_at),
-                "updated_at": iso(person.updated_at),
-                "suppressed": reason,
-            },
-            "subscriptions": [
-                {k: iso(v) for k, v in sub.items() if k != "subscriber_id"}
-                for _, sub in sorted(q.subscriptions_of(conn, person.id).items())
-            ],
-            "consent_history": [
-                {k: iso(v) for k, v in e.items() if k not in ("id", "email_hash", "subscriber_id")}
-                for e in q.history(conn, person.email_hash)
-            ],
-            "messages": [
-                {k: iso(v) for k, v in row.items()} for row in eq.journal_of(conn, person.id)
-            ],
-            "delivery_events": [
-                {k: iso(v) for k, v in row.items()} for row in eq.events_of(conn, person.id)
-            ],
-        }
-
-
-def forget_id(store: Store, subscriber_id: int, *, method: str = "preferences") -> bool:
-    """`forget` for the holder of a preferences link."""
-    with store.begin() as conn:
-        person = q.by_id(conn, subscriber_id)
-    if person is None:
-        return False
-    return forget(store, person.email, method=method)

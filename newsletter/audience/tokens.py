@@ -6,7 +6,8 @@ no email address is readable in it. Unsubscribe and preferences tokens do not ex
 unsubscribe link in a two-year-old email must still work); confirm tokens expire.
 
 The secret comes from NEWSLETTER_SECRET, or from the workspace's untracked `.secrets` file
-that `newsletter init` (or `newsletter secret`) creates. It is never printed.
+that `newsletter init` (or `newsletter secret`) creates. It is never printed. (The forms' CSRF
+tokens, signed with the same secret, belong to `web.security`.)
 """
 
 from __future__ import annotations
@@ -23,22 +24,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from newsletter.config import Environment
-from newsletter.errors import NewsletterError
+from newsletter.errors import SecretError, TokenError
 
 Purpose = Literal["unsubscribe", "preferences", "confirm"]
-PURPOSES = ("unsubscribe", "preferences", "confirm", "form")
+PURPOSES: tuple[Purpose, ...] = ("unsubscribe", "preferences", "confirm")
 SECRET_FILE = ".secrets"
 SECRET_ENV = "NEWSLETTER_SECRET"
 MIN_SECRET = 32
 CONFIRM_MAX_AGE = 7 * 24 * 3600
-
-
-class TokenError(NewsletterError):
-    """A token that is malformed, tampered with, for another purpose, or expired."""
-
-
-class SecretError(NewsletterError):
-    """No usable secret to sign tokens with."""
 
 
 @dataclass(frozen=True)
@@ -90,14 +83,15 @@ class Signer:
     purpose). A send makes two per recipient, so the derived keys are computed once."""
 
     def __init__(self, secret: str, clock: Callable[[], float] | None = None):
-        clock = clock or (lambda: time.time())  # looked up at each call: tests move time
+        # time.time looked up at each call: tests move time
+        tick: Callable[[], float] = clock or (lambda: time.time())
         from itsdangerous import TimestampSigner
 
         class _KeyOnce(TimestampSigner):
             _derived: bytes | None = None
 
             def get_timestamp(self) -> int:
-                return int(clock())
+                return int(tick())
 
             def derive_key(self, secret_key: Any = None) -> bytes:
                 if secret_key is not None:
@@ -112,7 +106,7 @@ class Signer:
             purpose: _KeyOnce(secret, salt=f"newsletter.{purpose}", digest_method=hashlib.sha256)
             for purpose in PURPOSES
         }
-        self.clock = clock
+        self.clock = tick
         self._keys = {purpose: signer.derive_key() for purpose, signer in self._signers.items()}
         self._b64 = base64_encode
         self._int_to_bytes = int_to_bytes
@@ -142,20 +136,29 @@ class Signer:
             raise TokenError("this link is not valid")
         return TokenData(int(m.group(1)), m.group(2))
 
-    def form_token(self, binding: str) -> str:
-        """A form's CSRF token: signed, timestamped, bound to what the form acts on (a
-        subscriber's link token, or the form's name). No cookie is needed."""
-        return self._signers["form"].sign(_form_value(binding)).decode("ascii")
 
-    def check_form_token(self, token: str, binding: str, max_age: int) -> bool:
+class Stamp:
+    """itsdangerous' timestamped HMAC-SHA256 signature under one salt, on a given clock: the
+    primitive under the link tokens, lent to `web.security` for the forms' CSRF tokens (this
+    module is itsdangerous' one owner)."""
+
+    def __init__(self, secret: str, salt: str, clock: Callable[[], float]):
+        from itsdangerous import TimestampSigner
+
+        class _Clocked(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(clock())
+
+        self._signer = _Clocked(secret, salt=salt, digest_method=hashlib.sha256)
+
+    def sign(self, value: str) -> str:
+        return self._signer.sign(value).decode("ascii")
+
+    def unsign(self, token: str, max_age: int) -> bytes | None:
+        """The signed value; None if the token is bad, for another salt, or older than max_age."""
         from itsdangerous import BadData
 
         try:
-            value = self._signers["form"].unsign(token, max_age=max_age)
+            return self._signer.unsign(token, max_age=max_age)
         except (BadData, ValueError, TypeError, UnicodeError):
-            return False
-        return hmac.compare_digest(value, _form_value(binding).encode())
-
-
-def _form_value(binding: str) -> str:
-    return hashlib.sha256(binding.encode()).hexdigest()[:32]
+            return None

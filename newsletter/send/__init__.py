@@ -186,7 +186,7 @@ def plan_send(workspace: Workspace, store: Store, ref: str, options: SendOptions
                 if options.resend_unknown:
                     count += unknown
             else:
-                from newsletter.store import subscribers as q
+                from newsletter.store import people as q
 
                 count = 0
                 for r in q.recipients(conn, content.newsletter):

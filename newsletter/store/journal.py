@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from newsletter.store import people
+from newsletter.store.people import IN_CHUNK
 from newsletter.store.schema import (
     UtcDateTime,
     send_journal,
@@ -36,7 +38,6 @@ from newsletter.store.schema import (
     subscriptions,
     suppressions,
 )
-from newsletter.store.subscribers import IN_CHUNK
 
 STATES = ("pending", "claimed", "inflight", "sent", "failed", "skipped", "unknown")
 
@@ -61,7 +62,7 @@ def started(conn: Connection, issue: str) -> dict[str, Any] | None:
 
 
 def start(conn: Connection, issue: str, newsletter: str, backend: str, now: dt.datetime) -> int:
-    """Fix the recipients of a new send: every subscribed, unsuppressed subscriber, once."""
+    """Fix the recipients of a new send, once: every subscriber `people.receiving` chooses."""
     try:
         with conn.begin_nested():  # a savepoint: on PostgreSQL a failed INSERT ends the transaction
             conn.execute(
@@ -75,21 +76,12 @@ def start(conn: Connection, issue: str, newsletter: str, backend: str, now: dt.d
             )
     except IntegrityError:
         raise AlreadyStarting(issue) from None
-    not_suppressed = ~exists().where(suppressions.c.email_hash == subscribers.c.email_hash)
-    chosen = (
-        select(
-            literal(issue),
-            subscribers.c.id,
-            literal("pending"),
-            literal(now, UtcDateTime),
-        )
-        .join(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
-        .where(
-            subscriptions.c.newsletter == newsletter,
-            subscriptions.c.status == "subscribed",
-            not_suppressed,
-        )
-        .order_by(subscribers.c.id)
+    chosen = people.receiving(
+        newsletter,
+        literal(issue),
+        subscribers.c.id,
+        literal("pending"),
+        literal(now, UtcDateTime),
     )
     conn.execute(
         insert(send_journal).from_select(["issue", "subscriber_id", "state", "updated_at"], chosen)

@@ -31,7 +31,7 @@ def create_app(
     from newsletter.build.templating import environment
     from newsletter.store import open_store
     from newsletter.web.routes import routes
-    from newsletter.web.security import ClientLimiter, SecurityHeaders
+    from newsletter.web.security import ClientLimiter, FormTokens, SecurityHeaders
 
     config = workspace.config
     if config.serve.backend == "sendgrid" and Environment().sendgrid_api_key() is None:
@@ -46,7 +46,9 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.state.workspace = workspace
     app.state.config = config
-    app.state.signer = Signer(load_secret(workspace.root), clock)
+    secret = load_secret(workspace.root)
+    app.state.signer = Signer(secret, clock)
+    app.state.forms = FormTokens(secret, clock)
     app.state.pages = environment(workspace.templates_dir)
     app.state.clock = clock
     app.state.now = lambda: dt.datetime.fromtimestamp(clock(), dt.UTC)

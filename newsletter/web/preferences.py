@@ -10,8 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from newsletter.audience import subscribers
-from newsletter.audience.tokens import TokenError
+from newsletter.audience import selfservice
+from newsletter.errors import TokenError
 from newsletter.web.pages import error, mask, offered, render
 from newsletter.web.security import checked_form, csrf_token
 
@@ -27,7 +27,7 @@ def _subscriber(request: Request) -> int | None:
 
 
 async def _page(request: Request, subscriber_id: int, **values: Any) -> HTMLResponse:
-    person = await run_in_threadpool(subscribers.profile, request.app.state.store, subscriber_id)
+    person = await run_in_threadpool(selfservice.profile, request.app.state.store, subscriber_id)
     if person is None:
         return error(request, "We hold nothing on this subscriber any more.", 404)
     token = request.path_params["token"]
@@ -61,7 +61,7 @@ async def save(request: Request) -> Response:
     choices = set(offered(request))
     wanted = set(form.get("newsletter", [])) & choices
     changes = await run_in_threadpool(
-        subscribers.set_newsletters, request.app.state.store, subscriber_id, wanted, choices
+        selfservice.set_newsletters, request.app.state.store, subscriber_id, wanted, choices
     )
     if changes is None:
         return error(request, "We hold nothing on this subscriber any more.", 404)
@@ -97,7 +97,7 @@ async def delete(request: Request) -> Response:
         return error(request, INVALID)
     if await checked_form(request, request.path_params["token"]) is None:
         return error(request, "This form has expired: reload the page and try again.", 403)
-    await run_in_threadpool(subscribers.forget_id, request.app.state.store, subscriber_id)
+    await run_in_threadpool(selfservice.forget_id, request.app.state.store, subscriber_id)
     return render(request, "delete", done=True)
 
 
@@ -108,7 +108,7 @@ async def data(request: Request) -> Response:
         return error(request, INVALID)
     if await checked_form(request, request.path_params["token"]) is None:
         return error(request, "This form has expired: reload the page and try again.", 403)
-    found = await run_in_threadpool(subscribers.data_of, request.app.state.store, subscriber_id)
+    found = await run_in_threadpool(selfservice.data_of, request.app.state.store, subscriber_id)
     if found is None:
         return error(request, "We hold nothing on this subscriber any more.", 404)
     return Response(

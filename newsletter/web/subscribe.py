@@ -18,8 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from newsletter.audience import optin
-from newsletter.audience.tokens import TokenError
-from newsletter.errors import NewsletterError, SubscriberError
+from newsletter.errors import NewsletterError, SubscriberError, TokenError
 from newsletter.web.pages import error, mask, offered, render
 from newsletter.web.security import checked_form, csrf_token, origin, policy
 

@@ -9,8 +9,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from newsletter.audience.subscribers import unsubscribe_id
-from newsletter.audience.tokens import TokenError
+from newsletter.audience.selfservice import unsubscribe_id
+from newsletter.errors import TokenError
 from newsletter.web.pages import mask, render
 
 
@@ -29,7 +29,7 @@ async def page(request: Request) -> HTMLResponse:
     if found is None:
         return render(request, "error", 400, message="This unsubscribe link is not valid.")
     subscriber_id, newsletter = found
-    from newsletter.store import subscribers as q
+    from newsletter.store import people as q
 
     def look() -> str | None:
         with request.app.state.store.begin() as conn:

@@ -12,7 +12,7 @@ from newsletter.audience.importer import Importer, ImportReport
 from newsletter.audience.subscribers import add, forget, listing, remove
 from newsletter.errors import ImportFileError
 from newsletter.store import Store
-from newsletter.store import subscribers as q
+from newsletter.store import people as q
 
 NEWSLETTERS = {"daily", "weekly", "green"}
 
@@ -372,14 +372,7 @@ def test_recipients_are_subscribed_unsuppressed_and_streamed(store: Store, tmp_p
         ).first()
         q.suppress(
             conn,
-            [
-                {
-                    "email_hash": hashes.email_hash,
-                    "reason": "complaint",
-                    "source": "test",
-                    "created_at": hashes.created_at,
-                }
-            ],
+            [q.Suppression(hashes.email_hash, "complaint", "test", hashes.created_at)],
         )  # type: ignore[union-attr]
         stream = q.recipients(conn, "daily", batch=100)
         first = next(stream)

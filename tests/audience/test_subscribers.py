@@ -147,7 +147,7 @@ def test_an_erased_subscribers_id_is_never_given_to_someone_else(
 ) -> None:
     """The send journal and delivery events name subscribers by id: after the newest
     subscriber is erased, neither a new sign-up nor an import may take their id."""
-    from newsletter.store import subscribers as q
+    from newsletter.store import people as q
 
     add(store, "first@example.com", "daily")
     add(store, "newest@example.com", "daily")

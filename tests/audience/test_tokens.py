@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from newsletter.audience.tokens import Signer, TokenError
+from newsletter.audience.tokens import Signer
+from newsletter.errors import TokenError
 
 SECRET = "s" * 48
 

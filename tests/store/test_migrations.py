@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import create_engine, text
 
 from newsletter.store import migrate, open_store
-from newsletter.store import subscribers as q
+from newsletter.store import people as q
 
 
 def test_a_database_made_by_the_first_schema_is_upgraded_with_every_row(db_url: str) -> None:

@@ -169,21 +169,14 @@ def test_the_form_can_be_framed_by_the_publications_site_only(service: TestClien
 def test_a_suppressed_address_is_never_confirmed(service: TestClient) -> None:
     sign_up(service, "bouncy@example.net", "daily")
     path = confirm_link(outbox(service)[0])
-    from newsletter.store import subscribers as q
+    from newsletter.store import people as q
 
     with service.store.begin() as conn:  # type: ignore[attr-defined]
         person = q.by_key(conn, "bouncy@example.net")
         assert person is not None
         q.suppress(
             conn,
-            [
-                {
-                    "email_hash": person.email_hash,
-                    "reason": "bounce",
-                    "source": "t",
-                    "created_at": person.created_at,
-                }
-            ],
+            [q.Suppression(person.email_hash, "bounce", "t", person.created_at)],
         )
     page = service.get(path)
     response = service.post(path, data={"csrf": csrf(page.text)})

@@ -381,7 +381,7 @@ def test_the_same_batch_delivered_twice_at_once_acts_once(store) -> None:  # typ
     import threading
 
     from newsletter.audience import delivery as ev
-    from newsletter.store import subscribers as q
+    from newsletter.store import people as q
 
     add(store, "racer@example.com", "daily")
     now = dt.datetime.now(dt.UTC)

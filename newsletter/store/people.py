@@ -1,4 +1,4 @@
-"""Queries on subscribers, subscriptions, suppressions and the consent history.
+"""Queries on people: subscribers, subscriptions, suppressions and the consent history.
 
 Every function takes a Connection inside the caller's transaction: the caller decides what
 is one unit of work (an import is one; a one-click unsubscribe is another).
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
+    Select,
     Table,
     and_,
     delete,
@@ -51,6 +53,50 @@ class SubscriberRow:
     updated_at: dt.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentEvent:
+    """One line of the consent history: what happened to an address (by its hash), how, when.
+
+    The history outlives the subscriber: `subscriber_id` is None once they are erased."""
+
+    email_hash: str
+    subscriber_id: int | None
+    newsletter: str | None  # None: every newsletter (an erasure, a suppression)
+    action: str  # subscribed | pending | unsubscribed | suppressed | erased
+    method: str  # command | import | web | double-opt-in | preferences | one-click | webhook
+    at: dt.datetime
+    detail: str = ""
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "email_hash": self.email_hash,
+            "subscriber_id": self.subscriber_id,
+            "newsletter": self.newsletter,
+            "action": self.action,
+            "method": self.method,
+            "detail": self.detail,
+            "at": self.at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """An address (by its hash) that is never mailed again, and why."""
+
+    email_hash: str
+    reason: str  # bounce | complaint | unsubscribed | erased | …
+    source: str  # what put it there: a command, an import file, a provider event
+    created_at: dt.datetime
+
+    def values(self) -> dict[str, Any]:
+        return {
+            "email_hash": self.email_hash,
+            "reason": self.reason,
+            "source": self.source,
+            "created_at": self.created_at,
+        }
+
+
 def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), IN_CHUNK):
         yield values[start : start + IN_CHUNK]
@@ -81,7 +127,7 @@ def bulk_insert(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         values = [row[name] for row in rows]
         if process is not None:
             memo: dict[Any, Any] = {}
-            converted = []
+            converted: list[Any] = []
             for raw in values:
                 if raw is None:
                     converted.append(None)
@@ -256,19 +302,19 @@ def update_subscriptions(conn: Connection, rows: list[dict[str, Any]]) -> None:
     conn.execute(statement, rows)
 
 
-def suppress(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """rows: email_hash, reason, source, created_at. A suppressed address keeps its reason."""
+def suppress(conn: Connection, rows: Sequence[Suppression]) -> None:
+    """A suppressed address keeps its first reason."""
     if not rows:
         return
-    known = suppressed(conn, [r["email_hash"] for r in rows])
-    fresh = [r for r in rows if r["email_hash"] not in known]
+    known = suppressed(conn, [r.email_hash for r in rows])
+    fresh = [r.values() for r in rows if r.email_hash not in known]
     if fresh:
         conn.execute(insert(suppressions), fresh)
 
 
-def record(conn: Connection, events: list[dict[str, Any]]) -> None:
-    """Append to the consent history (email_hash, subscriber_id, newsletter, action, method…)."""
-    bulk_insert(conn, consent_events, events)
+def record(conn: Connection, events: Sequence[ConsentEvent]) -> None:
+    """Append to the consent history."""
+    bulk_insert(conn, consent_events, [e.values() for e in events])
 
 
 def history(conn: Connection, email_hash: str) -> list[dict[str, Any]]:
@@ -304,22 +350,29 @@ def delete_subscriber(conn: Connection, subscriber_id: int) -> None:
     conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
 
 
-def _not_suppressed() -> Any:
-    return ~exists().where(suppressions.c.email_hash == subscribers.c.email_hash)
-
-
-def recipients(conn: Connection, newsletter: str, batch: int = 1000) -> Iterator[Recipient]:
-    """Every subscribed, unsuppressed subscriber of `newsletter`, streamed: memory stays flat
-    however long the list (server-side cursor on PostgreSQL, yield_per everywhere)."""
-    query = (
-        select(subscribers.c.id, subscribers.c.email, subscribers.c.name, subscribers.c.tier)
+def receiving(newsletter: str, *columns: ColumnElement[Any]) -> Select[Any]:
+    """The one rule for who receives an issue of `newsletter`: subscribed to it and not
+    suppressed, in id order. The dry-run count (`recipients`) and the journal's fixing of
+    recipients (`journal.start`) both select through it, so they cannot drift apart."""
+    not_suppressed = ~exists().where(suppressions.c.email_hash == subscribers.c.email_hash)
+    return (
+        select(*columns)
+        .select_from(subscribers)
         .join(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
         .where(
             subscriptions.c.newsletter == newsletter,
             subscriptions.c.status == "subscribed",
-            _not_suppressed(),
+            not_suppressed,
         )
         .order_by(subscribers.c.id)
+    )
+
+
+def recipients(conn: Connection, newsletter: str, batch: int = 1000) -> Iterator[Recipient]:
+    """Every subscriber `receiving` `newsletter`, streamed: memory stays flat however long
+    the list (server-side cursor on PostgreSQL, yield_per everywhere)."""
+    query = receiving(
+        newsletter, subscribers.c.id, subscribers.c.email, subscribers.c.name, subscribers.c.tier
     )
     for row in conn.execution_options(yield_per=batch).execute(query):
         yield Recipient(row.id, row.email, row.name, row.tier)
