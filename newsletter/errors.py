@@ -79,3 +79,19 @@ class TokenError(NewsletterError):
 
 class SecretError(NewsletterError):
     """No usable secret to sign tokens with."""
+
+
+# sending
+
+
+class SendError(NewsletterError):
+    """The send cannot start (or go on)."""
+
+
+class BackendRefused(NewsletterError):
+    """The provider refused a hand-over in a way retrying cannot fix (SendGrid's 400, 401,
+    403, 413): nothing of it went out, and the send stops with the provider's own words."""
+
+
+class WebhookKeyError(NewsletterError):
+    """The configured verification key of the provider's event webhook cannot be read."""

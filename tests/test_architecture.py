@@ -47,8 +47,8 @@ OWNERS = {
     "yaml": {"build.issuefile"},
     "email_validator": {"audience.addresses"},
     # the API client; the webhook's signature helper
-    "sendgrid": {"send.backends.sendgrid", "audience.delivery"},
-    "cryptography": {"audience.delivery"},
+    "sendgrid": {"send.backends.sendgrid", "send.backends.sendgrid_webhook"},
+    "cryptography": {"send.backends.sendgrid_webhook"},
     "python_http_client": {"send.backends.sendgrid"},
     "itsdangerous": {"audience.tokens"},
 }

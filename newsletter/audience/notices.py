@@ -1,24 +1,24 @@
 """Notices: the one-off emails the service sends a single person (the sign-up confirmation),
 as opposed to issues sent to a list. Rendered from templates a publication may override
-(`templates/notices/…`), delivered by the same backends as issues (`send.notice`)."""
+(`templates/notices/…`). This module holds their content only: `send.notice` delivers them
+through the same backends as issues, and `send.message` writes their MIME."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import make_msgid, parseaddr
 
 import jinja2
 
 from newsletter.audience.tokens import Signer
 from newsletter.config import Config
-from newsletter.send.message import clean
 
 
 @dataclass(frozen=True)
 class Notice:
+    """What a notice says and to whom; its headers are cleaned where they are written."""
+
     kind: str  # "confirm": also the SendGrid category, so its events never count for an issue
     to: str
     subject: str
@@ -29,23 +29,6 @@ class Notice:
     reply_to: str | None
     message_id: str
     date: dt.datetime
-
-    @property
-    def data(self) -> bytes:
-        """The MIME message. The stdlib's SMTP policy refuses CR/LF in any header: values
-        are also cleaned first, so a hostile name cannot inject one."""
-        message = EmailMessage(policy=SMTP)
-        message["From"] = f"{clean(self.sender_name)} <{clean(self.sender)}>"
-        message["To"] = clean(self.to)
-        if self.reply_to:
-            message["Reply-To"] = clean(self.reply_to)
-        message["Subject"] = clean(self.subject)
-        message["Date"] = format_datetime(self.date)
-        message["Message-ID"] = self.message_id
-        message["Auto-Submitted"] = "auto-generated"  # no vacation replies to a confirmation
-        message.set_content(self.text)
-        message.add_alternative(self.html, subtype="html")
-        return message.as_bytes()
 
 
 def confirmation(

@@ -6,10 +6,11 @@ bodies quoted-printable encoded (binascii: C speed) and the few personal headers
 Building each message with `email.message.EmailMessage` would cost ~10 ms each (its pure
 Python quoted-printable encoder), capping a core at ~100 messages/s.
 
-Every header is written by `_header`, which refuses nothing but lets no CR, LF or other
-control character through: a name or subject cannot inject a header. List-Unsubscribe is
-written literally (`<https://…>, <mailto:…>`): Python's email policies fold or RFC 2047
-encode a long URL, which breaks one-click unsubscribe at the mailbox providers.
+This is the only MIME builder: notices (the sign-up confirmation, `notice_data`) are
+assembled from the same pieces as issues. Every header of both is written by `header`, which
+lets no CR, LF or other control character through: a name or subject cannot inject a header.
+List-Unsubscribe is written literally (`<https://…>, <mailto:…>`): Python's email policies
+fold or RFC 2047 encode a long URL, which breaks one-click unsubscribe at the mailbox providers.
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ import re
 from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
+from typing import TYPE_CHECKING
 
 from newsletter import placeholders
 from newsletter.audience.tokens import Signer
 from newsletter.config import Config
 from newsletter.model import Recipient, Tier
+
+if TYPE_CHECKING:
+    from newsletter.audience.notices import Notice
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\x85]+")
 MAX_LINE = 998
@@ -46,11 +51,40 @@ def _encode(value: str) -> str:
     return Header(value, "utf-8").encode(maxlinelen=76, linesep="\r\n")
 
 
-def _address(name: str, email: str) -> str:
-    return formataddr((clean(name), clean(email)), charset="utf-8")
+@dataclass(frozen=True)
+class Text:
+    """Words for a person to read (a subject, a list's title): encoded when not ASCII."""
+
+    words: str
 
 
-def _header(name: str, value: str) -> bytes:
+@dataclass(frozen=True)
+class Address:
+    """A display name and an address (From, To, Reply-To)."""
+
+    name: str
+    email: str
+
+    @classmethod
+    def parse(cls, value: str) -> Address:
+        """From the configuration's `Name <address>` form."""
+        return cls(*parseaddr(value))
+
+
+def _wire(part: str | Text | Address) -> str:
+    if isinstance(part, Address):
+        return formataddr((clean(part.name), clean(part.email)), charset="utf-8")
+    if isinstance(part, Text):
+        return _encode(part.words)
+    return clean(part)
+
+
+def header(name: str, *parts: str | Text | Address) -> bytes:
+    """One header line, the only way one is written (issues and notices alike). Each part is
+    made one line first, so no value can end the header or start another: `Text` is RFC 2047
+    encoded (and folded) when not ASCII, an `Address` as `formataddr` writes it, and a plain
+    str as it is, never folded. Parts are joined by a space."""
+    value = " ".join(_wire(part) for part in parts)
     line = f"{name}: {value}\r\n".encode()
     if any(len(part) > MAX_LINE for part in line.split(b"\r\n")):
         raise ValueError(f"header {name} longer than {MAX_LINE} octets")
@@ -166,14 +200,14 @@ class MessageFactory:
         self.list_id = f"{clean(nl.title)} <{content.newsletter}.{self.domain}>"
         self.boundary = "=_nl_" + hashlib.sha256(content.key.encode()).hexdigest()[:28]
         common = [
-            _header("From", _address(sender_name, sender)),
-            *([_header("Reply-To", _address(*parseaddr(nl.reply_to)))] if nl.reply_to else []),
-            _header("Subject", _encode(subject)),
-            _header("Date", format_datetime(now)),
-            _header("MIME-Version", "1.0"),
-            _header("List-Id", f"{_encode(nl.title)} <{content.newsletter}.{self.domain}>"),
-            _header("X-Newsletter-Issue", content.key),
-            _header("Content-Type", f'multipart/alternative; boundary="{self.boundary}"'),
+            header("From", Address(sender_name, sender)),
+            *([header("Reply-To", Address.parse(nl.reply_to))] if nl.reply_to else []),
+            header("Subject", Text(subject)),
+            header("Date", format_datetime(now)),
+            header("MIME-Version", "1.0"),
+            header("List-Id", Text(nl.title), f"<{content.newsletter}.{self.domain}>"),
+            header("X-Newsletter-Issue", content.key),
+            header("Content-Type", f'multipart/alternative; boundary="{self.boundary}"'),
         ]
         self.common = b"".join(common)
         self.quoted_text = {t: QuotedTemplate(content.text[t], for_html=False) for t in Tier}
@@ -215,31 +249,53 @@ class MessageFactory:
         page = self.quoted_html[message.tier].fill(message.values)
         personal = b"".join(
             [
-                _header("To", _address(message.name, message.to)),
-                _header("Message-ID", message.message_id),
-                _header("List-Unsubscribe", message.list_unsubscribe),
-                _header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+                header("To", Address(message.name, message.to)),
+                header("Message-ID", message.message_id),
+                header("List-Unsubscribe", message.list_unsubscribe),
+                header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             ]
         )
-        boundary = self.boundary.encode()
-        part = (
-            b"Content-Type: text/%s; charset=utf-8\r\n"
-            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-        )
-        return b"".join(
-            [
-                self.common,
-                personal,
-                b"\r\n",
-                b"This is a multipart message in MIME format.\r\n",
-                b"--" + boundary + b"\r\n",
-                part % b"plain",
-                text,
-                b"\r\n",
-                b"--" + boundary + b"\r\n",
-                part % b"html",
-                page,
-                b"\r\n",
-                b"--" + boundary + b"--\r\n",
-            ]
-        )
+        return b"".join([self.common, personal, _alternative(self.boundary, text, page)])
+
+
+def _alternative(boundary: str, text: bytes, page: bytes) -> bytes:
+    """The end of the headers and the body: the text and the HTML part, both already
+    quoted-printable (so the boundary, which starts with `=_`, can occur in neither)."""
+    mark = boundary.encode()
+    part = (
+        b"Content-Type: text/%s; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    )
+    return b"".join(
+        [
+            b"\r\n",
+            b"This is a multipart message in MIME format.\r\n",
+            b"--" + mark + b"\r\n",
+            part % b"plain",
+            text,
+            b"\r\n",
+            b"--" + mark + b"\r\n",
+            part % b"html",
+            page,
+            b"\r\n",
+            b"--" + mark + b"--\r\n",
+        ]
+    )
+
+
+def notice_data(notice: Notice) -> bytes:
+    """A notice's whole message, CRLF line ends, built like an issue's (same headers writer,
+    same multipart body); Auto-Submitted keeps vacation replies away from a confirmation."""
+    boundary = "=_nl_" + hashlib.sha256(notice.message_id.encode()).hexdigest()[:28]
+    headers = [
+        header("From", Address(notice.sender_name, notice.sender)),
+        header("To", Address("", notice.to)),
+        *([header("Reply-To", Address.parse(notice.reply_to))] if notice.reply_to else []),
+        header("Subject", Text(notice.subject)),
+        header("Date", format_datetime(notice.date)),
+        header("Message-ID", notice.message_id),
+        header("Auto-Submitted", "auto-generated"),
+        header("MIME-Version", "1.0"),
+        header("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+    ]
+    return b"".join([*headers, _alternative(boundary, _qp(notice.text), _qp(notice.html))])

@@ -26,9 +26,9 @@ def create_app(
     outbox backend drops confirmation emails (default: the workspace's outbox/notices)."""
     from starlette.applications import Starlette
 
-    from newsletter.audience import delivery as events
     from newsletter.audience.tokens import Signer, load_secret
     from newsletter.build.templating import environment
+    from newsletter.send.backends import sendgrid_webhook as webhook
     from newsletter.store import open_store
     from newsletter.web.routes import routes
     from newsletter.web.security import ClientLimiter, FormTokens, SecurityHeaders
@@ -53,9 +53,9 @@ def create_app(
     app.state.clock = clock
     app.state.now = lambda: dt.datetime.fromtimestamp(clock(), dt.UTC)
     app.state.outbox_dir = outbox_dir or workspace.root / "outbox" / "notices"
-    key = events.verification_key(config.sendgrid.webhook_verification_key)
+    key = webhook.verification_key(config.sendgrid.webhook_verification_key)
     app.state.webhook_verifier = (
-        events.Verifier(key, config.sendgrid.webhook_max_age, clock) if key else None
+        webhook.Verifier(key, config.sendgrid.webhook_max_age, clock) if key else None
     )
     app.state.limiter = ClientLimiter(config.serve.signups_per_client)
     app.state.store = store or open_store(workspace.database_url)  # last: nothing fails after it

@@ -12,14 +12,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from newsletter.audience import delivery as events
+from newsletter.audience import delivery
+from newsletter.send.backends import sendgrid_webhook as webhook
 
 log = logging.getLogger("newsletter.web")
 MAX_BODY = 64 * 1024 * 1024  # SendGrid batches are far smaller; this bounds memory
 
 
 async def sendgrid(request: Request) -> Response:
-    verifier: events.Verifier | None = request.app.state.webhook_verifier
+    verifier: webhook.Verifier | None = request.app.state.webhook_verifier
     if verifier is None:
         return PlainTextResponse("webhook verification key not configured\n", status_code=403)
     length = request.headers.get("content-length")
@@ -31,15 +32,15 @@ async def sendgrid(request: Request) -> Response:
     try:
         verifier.check(
             body,
-            request.headers.get(events.SIGNATURE_HEADER),
-            request.headers.get(events.TIMESTAMP_HEADER),
+            request.headers.get(webhook.SIGNATURE_HEADER),
+            request.headers.get(webhook.TIMESTAMP_HEADER),
         )
-    except events.SignatureError as exc:
+    except webhook.SignatureError as exc:
         log.warning("refused a SendGrid webhook request: %s", exc)
         return PlainTextResponse("forbidden\n", status_code=403)
     try:
-        batch = events.parse(body, request.app.state.now())
-    except events.PayloadError as exc:
+        batch = webhook.parse(body, request.app.state.now())
+    except webhook.PayloadError as exc:
         return PlainTextResponse(f"{exc}\n", status_code=400)
-    result = await run_in_threadpool(events.record, request.app.state.store, batch)
+    result = await run_in_threadpool(delivery.record, request.app.state.store, batch)
     return JSONResponse({"received": result.received, "stored": result.stored})

@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import re
 import time
 
+import pytest
+
+from newsletter.audience.notices import Notice
 from newsletter.audience.tokens import Signer
 from newsletter.config import load_config
 from newsletter.model import Recipient, Tier
-from newsletter.send.message import IssueContent, MessageFactory
+from newsletter.send.message import IssueContent, MessageFactory, Text, header, notice_data
 from tests.conftest import REPO
 
 NOW = dt.datetime(2025, 5, 14, 6, 0, tzinfo=dt.UTC)
@@ -101,3 +105,60 @@ def test_the_quoted_printable_bodies_decode_to_the_filled_templates() -> None:
         assert max(len(line) for line in encoded.split(b"\r\n")) <= 76
         expected = fill(page, values, for_html=for_html).replace("\n", "\r\n")
         assert quopri.decodestring(encoded).decode("utf-8") == expected
+
+
+def notice(subject: str, sender_name: str = "The Daily Brief") -> Notice:
+    return Notice(
+        kind="confirm",
+        to="reader@example.net",
+        subject=subject,
+        text="Confirm: https://newsletters.harbourledger.example/confirm/abc\n",
+        html='<p><a href="https://newsletters.harbourledger.example/confirm/abc">Confirm</a></p>',
+        sender_name=sender_name,
+        sender="brief@harbourledger.example",
+        reply_to="Desk <desk@harbourledger.example>",
+        message_id="<1.confirm@harbourledger.example>",
+        date=NOW,
+    )
+
+
+def subject_line(data: bytes) -> bytes:
+    """The Subject header as written, with its folded continuation lines."""
+    head = data.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    match = re.search(rb"^Subject: .*?\r\n(?![ \t])", head, re.MULTILINE | re.DOTALL)
+    assert match
+    return match.group(0)
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        pytest.param("News\r\nBcc: all@example.com", id="crlf-injection"),
+        pytest.param("Zoë Kwan takes over — 深圳, and more " * 4, id="non-ascii-folded"),
+    ],
+)
+def test_a_notice_subject_is_written_exactly_as_an_issue_subject(subject: str) -> None:
+    """Notices and issues share the one header writer: a subject with CR/LF is made one line,
+    and a long non-ASCII one encoded and folded, byte for byte the same way."""
+    issue = factory(subject=subject).build(Recipient(1, "a@example.com", "", "free")).data
+    confirm = notice_data(notice(subject))
+    assert subject_line(confirm) == subject_line(issue) == header("Subject", Text(subject))
+    parsed = parse(confirm)
+    assert parsed["Bcc"] is None
+    assert parsed["Subject"] == parse(issue)["Subject"]
+    assert confirm.split(b"\r\n\r\n", 1)[0].isascii()
+
+
+def test_a_notice_is_a_whole_message_whose_sender_name_cannot_inject_a_header() -> None:
+    confirm = notice_data(notice("Confirm", sender_name="Eve\r\nBcc: everyone@example.com"))
+    parsed = parse(confirm)
+    assert parsed["Bcc"] is None
+    assert parsed["From"].addresses[0].display_name == "Eve Bcc: everyone@example.com"
+    assert parsed["To"] == "reader@example.net"
+    assert parsed["Reply-To"] == "Desk <desk@harbourledger.example>"
+    assert parsed["Auto-Submitted"] == "auto-generated"
+    assert parsed["Message-ID"] == "<1.confirm@harbourledger.example>"
+    text = parsed.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    html = parsed.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert text.replace("\r\n", "\n") == notice("Confirm").text  # CRLF on the wire, as issues
+    assert html.rstrip("\r\n") == notice("Confirm").html

@@ -381,13 +381,14 @@ def test_the_same_batch_delivered_twice_at_once_acts_once(store) -> None:  # typ
     import threading
 
     from newsletter.audience import delivery as ev
+    from newsletter.send.backends.sendgrid_webhook import parse
     from newsletter.store import people as q
 
     add(store, "racer@example.com", "daily")
     now = dt.datetime.now(dt.UTC)
     batch = [event("spamreport", n, 1, email="racer@example.com") for n in range(50)]
     batch += [event("delivered", 100 + n, 1) for n in range(500)]
-    parsed = ev.parse(body_of(batch), now)
+    parsed = parse(body_of(batch), now)
     results: list[ev.Recorded] = []
     barrier = threading.Barrier(2)
 

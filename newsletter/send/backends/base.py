@@ -1,11 +1,17 @@
-"""What every backend provides, and what it reports for each message."""
+"""What every backend provides, and what it reports for each message.
+
+The sender and `send.notice` use a backend only through this protocol: each backend
+implements all of it (a no-op where a part means nothing to it)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from newsletter.send.message import Message
+from newsletter.send.message import Message, MessageFactory
+
+if TYPE_CHECKING:
+    from newsletter.audience.notices import Notice
 
 State = Literal["sent", "failed", "unknown"]
 
@@ -22,8 +28,19 @@ class Backend(Protocol):
     batch_size: int  # messages handed over, and marked in flight, together
     parallel: int  # batches in flight at once
 
+    def use(self, factory: MessageFactory) -> None:
+        """The issue's message factory, before the first send: API backends send its shared
+        bodies and each recipient's values rather than whole messages."""
+        ...
+
     def send(self, messages: list[Message]) -> list[Outcome]:
-        """One outcome per message, in order. Never raises for one bad recipient."""
+        """One outcome per message, in order. Never raises for one bad recipient; raises
+        BackendRefused when the provider refuses the hand-over itself (nothing went out)."""
+        ...
+
+    def send_notice(self, notice: Notice) -> Outcome:
+        """One notice (a sign-up confirmation) to one person, at once. Never raises for a
+        refusal: it is that notice's outcome."""
         ...
 
     def settle(self, subscriber_ids: list[int]) -> set[int] | None:

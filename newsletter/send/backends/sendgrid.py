@@ -10,7 +10,7 @@ event webhook (never the address: SendGrid keeps them), and a category names the
 - an explicit timeout on every request (the library has none);
 - 429: wait until X-RateLimit-Reset; 5xx: retried with backoff and jitter, bounded;
 - a timeout or a dropped connection after the request went out: the outcome is unknown;
-- 400/401/403/413: the send stops with the API's own error text.
+- 400/401/403/413: BackendRefused, and the send stops with the API's own error text.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
 from newsletter.config import Environment, SendGridSettings
-from newsletter.errors import NewsletterError
+from newsletter.errors import BackendRefused, NewsletterError
 from newsletter.placeholders import NAMES
 from newsletter.send.backends.base import Outcome
 from newsletter.send.message import Message, MessageFactory
@@ -38,10 +38,6 @@ KEY_ENV = "SENDGRID_API_KEY"
 HOST_ENV = "SENDGRID_API_HOST"
 SUBSTITUTIONS_LIMIT = 10_000  # bytes per personalization (SendGrid's documented limit)
 STOP_STATUSES = (400, 401, 403, 413)
-
-
-class SendGridStop(NewsletterError):
-    """SendGrid refused the request in a way retrying cannot fix: the send stops."""
 
 
 def _tag(name: str, part: str) -> str:
@@ -176,7 +172,7 @@ class SendGridBackend:
             body["reply_to"] = {"email": address, **({"name": name} if name else {})}
         try:
             return self._post(body)
-        except SendGridStop as exc:
+        except BackendRefused as exc:
             return Outcome("failed", error=str(exc))
 
     def _post(self, body: dict[str, Any]) -> Outcome:
@@ -193,7 +189,9 @@ class SendGridBackend:
                 status = int(getattr(exc, "status_code", 0) or 0)
                 text = _mask(_error_text(exc), self.key)
                 if status in STOP_STATUSES:
-                    raise SendGridStop(f"SendGrid refused the request ({status}): {text}") from None
+                    raise BackendRefused(
+                        f"SendGrid refused the request ({status}): {text}"
+                    ) from None
                 if attempt >= len(waits):
                     return Outcome(
                         "failed", error=f"SendGrid answered {status} {attempt + 1} times: {text}"

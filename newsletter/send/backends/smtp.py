@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING
 
 from newsletter.config import Environment, SmtpSettings
 from newsletter.send.backends.base import Outcome
-from newsletter.send.message import Message
+from newsletter.send.message import Message, MessageFactory, notice_data
+from newsletter.send.retry import delays
 
 if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
     from newsletter.audience.notices import Notice
-from newsletter.send.retry import delays
 
 PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
 
@@ -33,24 +35,20 @@ def _reply_text(code: int, text: bytes | str) -> str:
     return f"{code} {' '.join(body.split())}"
 
 
-class _DotTracking:
+class _SMTP(smtplib.SMTP):
     """Knows whether the final dot of a message went out: after it, the server may have
     accepted the message whatever happens to the reply."""
 
     dot_sent = False
 
-    def send(self, s: bytes | str) -> None:
-        super().send(s)  # type: ignore[misc]
+    def send(self, s: ReadableBuffer | str) -> None:
+        super().send(s)
         if isinstance(s, bytes) and s.endswith(b"\r\n.\r\n"):
             self.dot_sent = True
 
 
-class _SMTP(_DotTracking, smtplib.SMTP):
-    pass
-
-
-class _SMTPSSL(_DotTracking, smtplib.SMTP_SSL):
-    pass
+class _SMTPSSL(_SMTP, smtplib.SMTP_SSL):
+    """The same over implicit TLS."""
 
 
 class SmtpBackend:
@@ -63,7 +61,7 @@ class SmtpBackend:
         secret = Environment().smtp_password()
         self.password = secret.get_secret_value() if secret else None
         self._local = threading.local()
-        self._connections: list[smtplib.SMTP] = []
+        self._connections: list[_SMTP] = []
         self._lock = threading.Lock()
         self._next_slot = 0.0
         self._ssl: ssl.SSLContext | None = None
@@ -77,11 +75,11 @@ class SmtpBackend:
                 self._ssl = ssl.create_default_context()
             return self._ssl
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _SMTP:
         s = self.settings
         context = self._context() if s.security != "none" else None
         if s.security == "tls":
-            conn: smtplib.SMTP = _SMTPSSL(s.host, s.port, timeout=s.timeout, context=context)
+            conn: _SMTP = _SMTPSSL(s.host, s.port, timeout=s.timeout, context=context)
         else:
             conn = _SMTP(s.host, s.port, timeout=s.timeout)
             if s.security == "starttls":
@@ -92,7 +90,7 @@ class SmtpBackend:
             self._connections.append(conn)
         return conn
 
-    def _connection(self) -> smtplib.SMTP:
+    def _connection(self) -> _SMTP:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
@@ -131,6 +129,9 @@ class SmtpBackend:
 
     # -- sending -------------------------------------------------------------------------------
 
+    def use(self, factory: MessageFactory) -> None:
+        pass  # each message carries its whole MIME bytes
+
     def send(self, messages: list[Message]) -> list[Outcome]:
         return [self._send_one(m) for m in messages]
 
@@ -139,7 +140,7 @@ class SmtpBackend:
         return self.deliver(message.factory.sender[1], message.to, message.data, message.message_id)
 
     def send_notice(self, notice: Notice) -> Outcome:
-        return self.deliver(notice.sender, notice.to, notice.data, notice.message_id)
+        return self.deliver(notice.sender, notice.to, notice_data(notice), notice.message_id)
 
     def deliver(self, envelope_from: str, to: str, data: bytes, message_id: str) -> Outcome:
         """One message, with the retry rules above."""
@@ -155,7 +156,7 @@ class SmtpBackend:
                 last = f"cannot connect to {self.settings.host}:{self.settings.port}: {exc}"
                 self._drop()
                 continue
-            conn.dot_sent = False  # type: ignore[attr-defined]
+            conn.dot_sent = False
             try:
                 refused = conn.sendmail(envelope_from, [to], data)
             except smtplib.SMTPRecipientsRefused as exc:
@@ -175,7 +176,7 @@ class SmtpBackend:
                 return Outcome("failed", error=_reply_text(exc.smtp_code, exc.smtp_error))
             except (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, OSError) as exc:
                 self._drop()
-                if getattr(conn, "dot_sent", False):
+                if conn.dot_sent:
                     return Outcome(
                         "unknown", error=f"connection lost after the message was sent: {exc}"
                     )

@@ -1,0 +1,306 @@
+"""`newsletter send`: an issue to its subscribers, exactly once, through a backend.
+
+`run_send` takes a checked `SendPlan` (`send.plan`), fixes the recipients in the journal
+(once per issue) and works through them: claim a batch, build its messages, mark them in
+flight, hand them to the backend, record each outcome. Running it again resumes: nobody
+recorded as sent gets the issue twice; messages whose outcome is unknown are listed and sent
+again only on request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from newsletter.audience.tokens import Signer
+from newsletter.errors import BackendRefused
+from newsletter.model import Recipient
+from newsletter.send.backends import get_backend
+from newsletter.send.backends.base import Backend, Outcome
+from newsletter.send.message import MessageFactory
+from newsletter.send.plan import SendOptions, SendPlan
+from newsletter.store import Connection, Store, journal
+
+LEASE = dt.timedelta(minutes=10)
+CLAIM_AT_LEAST = 25  # rows a worker claims at once, however small its backend's batches
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class SendReport:
+    issue: str
+    backend: str
+    recipients: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0  # unsubscribed or suppressed while the send ran
+    already_sent: int = 0
+    unknown: int = 0
+    seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    unknowns: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.seconds if self.seconds else 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "issue": self.issue,
+            "backend": self.backend,
+            "recipients": self.recipients,
+            "sent": self.sent,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "already_sent": self.already_sent,
+            "unknown": self.unknown,
+            "seconds": round(self.seconds, 3),
+            "rate": round(self.rate, 1),
+            "failures": [{"email": e, "error": r} for e, r in self.failures],
+            "unknown_recipients": self.unknowns,
+        }
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _is_dead(worker: str) -> bool:
+    """A worker on this machine whose process is gone; others are judged by their lease."""
+    try:
+        host, pid, _ = worker.split(":")
+    except ValueError:
+        return True
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def run_send(plan: SendPlan, store: Store, on_progress: Progress | None = None) -> SendReport:
+    options = plan.options
+    workspace = plan.workspace
+    content = plan.content
+    now = options.now or dt.datetime.now(dt.UTC)
+    outbox = workspace.root / "outbox" / content.newsletter / content.date.isoformat()
+    if options.test:
+        outbox = outbox / "test"
+    send_at = int(options.at.timestamp()) if options.at is not None else None
+    backend = get_backend(options.backend, workspace.config, outbox, send_at=send_at)
+    signer = Signer(plan.secret)
+    factory = MessageFactory(
+        workspace.config, content, signer, plan.secret, now, test=bool(options.test)
+    )
+    backend.use(factory)  # API backends send the shared bodies and per-recipient values
+    report = SendReport(content.key, backend.name)
+    started = time.perf_counter()
+    try:
+        if options.test:
+            _send_tests(plan, factory, backend, report)
+        else:
+            _ListSend(plan, store, factory, backend, report, on_progress).run()
+    finally:
+        backend.close()
+        report.seconds = time.perf_counter() - started
+    return report
+
+
+def _send_tests(
+    plan: SendPlan, factory: MessageFactory, backend: Backend, report: SendReport
+) -> None:
+    messages = [
+        factory.build(Recipient(-(n + 1), email, "", plan.options.test_tier.value))
+        for n, email in enumerate(plan.options.test)
+    ]
+    report.recipients = len(messages)
+    for message, outcome in zip(messages, backend.send(messages), strict=True):
+        if outcome.state == "sent":
+            report.sent += 1
+        elif outcome.state == "failed":
+            report.failed += 1
+            report.failures.append((message.to, outcome.error))
+        else:
+            report.unknown += 1
+            report.unknowns.append(message.to)
+
+
+Handed = tuple[list[journal.Claimed], list[Outcome]]  # a batch and what became of it
+
+
+class _ListSend:
+    """This process's part of sending an issue to its list. Its workers (one per batch the
+    backend takes at once) share the budget of messages left to send, the report and the
+    progress count, all under one lock; the journal is what they share with other processes."""
+
+    def __init__(
+        self,
+        plan: SendPlan,
+        store: Store,
+        factory: MessageFactory,
+        backend: Backend,
+        report: SendReport,
+        on_progress: Progress | None,
+    ):
+        self.options: SendOptions = plan.options
+        self.newsletter = plan.content.newsletter
+        self.issue = plan.content.key
+        self.store = store
+        self.factory = factory
+        self.backend = backend
+        self.report = report
+        self.on_progress = on_progress
+        self.worker = _worker_id()
+        self.lock = threading.Lock()
+        self.total = 0  # pending when this process joined the send
+        self.budget = 0  # messages this process may still claim (--limit)
+        self.done = 0  # handed over and recorded, for the progress bar
+
+    def now(self) -> dt.datetime:
+        return self.options.now or dt.datetime.now(dt.UTC)
+
+    def run(self) -> None:
+        self.join()
+        if self.backend.parallel > 1:
+            with ThreadPoolExecutor(max_workers=self.backend.parallel) as pool:
+                for future in [pool.submit(self.work) for _ in range(self.backend.parallel)]:
+                    future.result()
+        else:
+            self.work()
+        self.finish()
+
+    def join(self) -> None:
+        """Fix the recipients (unless another process did), take back what dead workers held,
+        and count what is left."""
+        with self.store.begin() as conn:
+            if not journal.started(conn, self.issue):
+                try:
+                    journal.start(conn, self.issue, self.newsletter, self.backend.name, self.now())
+                except journal.AlreadyStarting:
+                    pass  # another process fixed the recipients first: this one joins it
+        with self.store.begin() as conn:
+            journal.recover(conn, self.issue, _is_dead, self.now(), settle=self.backend.settle)
+            if self.options.resend_unknown:
+                journal.resend_unknown(conn, self.issue, self.now())
+            states = journal.counts(conn, self.issue)
+        self.report.recipients = sum(states.values()) - states["skipped"]
+        self.report.already_sent = states["sent"]
+        self.total = states["pending"]
+        self.budget = self.options.limit if self.options.limit is not None else self.total
+
+    def take(self, n: int) -> int:
+        """Up to n messages from the budget."""
+        with self.lock:
+            granted = min(n, self.budget)
+            self.budget -= granted
+            return granted
+
+    def settle(
+        self, conn: Connection, live: list[journal.Claimed], outcomes: list[Outcome]
+    ) -> None:
+        """Record what became of handed-over messages, and count them."""
+        by_state: dict[str, list[int]] = {"sent": [], "failed": [], "unknown": []}
+        for c, o in zip(live, outcomes, strict=True):
+            by_state[o.state].append(c.journal_id)
+        shared = {o.provider_id for o in outcomes if o.state == "sent"}
+        details = {
+            c.journal_id: {"error": o.error}
+            if o.state != "sent"
+            else {"provider_id": o.provider_id}
+            for c, o in zip(live, outcomes, strict=True)
+            if o.state != "sent" or len(shared) > 1
+        }
+        for state, rows in by_state.items():
+            common = shared.pop() if state == "sent" and len(shared) == 1 else ""
+            journal.mark(conn, rows, state, self.now(), provider_id=common, per_row=details)
+        report = self.report
+        with self.lock:
+            report.sent += len(by_state["sent"])
+            report.failed += len(by_state["failed"])
+            report.unknown += len(by_state["unknown"])
+            for c, o in zip(live, outcomes, strict=True):
+                if o.state == "failed":
+                    report.failures.append((c.email, o.error))
+                elif o.state == "unknown":
+                    report.unknowns.append(c.email)
+            self.done += len(live)
+            if self.on_progress:
+                self.on_progress(self.done, self.total)
+
+    def claim(self, want: int) -> list[journal.Claimed]:
+        """Claim rows; those unsubscribed or suppressed since the send began are skipped."""
+        with self.store.begin() as conn:
+            claimed = journal.claim(
+                conn, self.issue, self.newsletter, self.worker, want, self.now(), LEASE
+            )
+            gone = [c.journal_id for c in claimed if not c.still_subscribed]
+            journal.mark(
+                conn,
+                gone,
+                "skipped",
+                self.now(),
+                error="unsubscribed or suppressed before the message went out",
+            )
+        with self.lock:
+            self.report.skipped += len(gone)
+        return claimed
+
+    def work(self) -> None:
+        """Claim rows, then hand them over a batch at a time. Each transaction records the
+        previous batch's outcomes and marks the next batch in flight, before it goes."""
+        backend = self.backend
+        claim_size = max(backend.batch_size, CLAIM_AT_LEAST)
+        while True:
+            want = self.take(claim_size)
+            if want <= 0:
+                return
+            claimed = self.claim(want)
+            if not claimed:
+                return
+            live = [c for c in claimed if c.still_subscribed]
+            previous: Handed | None = None
+            for start in range(0, len(live), backend.batch_size):
+                batch = live[start : start + backend.batch_size]
+                messages = [
+                    self.factory.build(Recipient(c.subscriber_id, c.email, c.name, c.tier))
+                    for c in batch
+                ]
+                ids = [c.journal_id for c in batch]
+                with self.store.begin() as conn:
+                    if previous:
+                        self.settle(conn, *previous)
+                    journal.mark(conn, ids, "inflight", self.now(), lease_until=self.now() + LEASE)
+                try:
+                    previous = (batch, backend.send(messages))
+                except BackendRefused:  # the provider refused the request itself: nothing went out
+                    with self.store.begin() as conn:
+                        journal.mark(conn, ids, "pending", self.now(), worker="")
+                        rest = [c.journal_id for c in live[start + len(batch) :]]
+                        journal.mark(conn, rest, "pending", self.now(), worker="")
+                    raise
+            if previous:
+                with self.store.begin() as conn:
+                    self.settle(conn, *previous)
+
+    def finish(self) -> None:
+        """Close the send if nothing is left, and report every unknown outcome, earlier
+        runs' included."""
+        with self.store.begin() as conn:
+            journal.finish(conn, self.issue, self.now())
+            states = journal.counts(conn, self.issue)
+            earlier_unknown = journal.rows(conn, self.issue, ["unknown"])
+        self.report.unknown = states["unknown"]
+        self.report.unknowns = [
+            r["email"] or f"subscriber {r['subscriber_id']}" for r in earlier_unknown
+        ]
