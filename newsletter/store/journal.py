@@ -18,7 +18,6 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
-    exists,
     func,
     insert,
     literal,
@@ -36,7 +35,6 @@ from newsletter.store.schema import (
     sends,
     subscribers,
     subscriptions,
-    suppressions,
 )
 
 STATES = ("pending", "claimed", "inflight", "sent", "failed", "skipped", "unknown")
@@ -167,7 +165,6 @@ def claim(
         .where(send_journal.c.id.in_(ids))
         .values(state="claimed", worker=worker, lease_until=now + lease, updated_at=now)
     )
-    is_suppressed = exists().where(suppressions.c.email_hash == subscribers.c.email_hash)
     details = conn.execute(
         select(
             send_journal.c.id,
@@ -175,8 +172,7 @@ def claim(
             subscribers.c.email,
             subscribers.c.name,
             subscribers.c.tier,
-            subscriptions.c.status,
-            is_suppressed.label("suppressed"),
+            people.receives().label("receives"),
         )
         .select_from(send_journal)
         .outerjoin(subscribers, subscribers.c.id == send_journal.c.subscriber_id)
@@ -197,7 +193,7 @@ def claim(
             r.email or "",
             r.name or "",
             r.tier or "free",
-            r.email is not None and r.status == "subscribed" and not r.suppressed,
+            r.email is not None and bool(r.receives),
         )
         for r in details
     ]

@@ -350,20 +350,22 @@ def delete_subscriber(conn: Connection, subscriber_id: int) -> None:
     conn.execute(delete(subscribers).where(subscribers.c.id == subscriber_id))
 
 
+def receives() -> ColumnElement[bool]:
+    """The one rule for who receives an issue, on a row of a subscriber joined to their
+    subscription to it: subscribed, and not suppressed. The dry-run count (`recipients`), the
+    journal's fixing of recipients (`journal.start`) and its check at hand-over
+    (`journal.claim`) all use it, so they cannot drift apart."""
+    suppressed = exists().where(suppressions.c.email_hash == subscribers.c.email_hash)
+    return and_(subscriptions.c.status == "subscribed", ~suppressed)
+
+
 def receiving(newsletter: str, *columns: ColumnElement[Any]) -> Select[Any]:
-    """The one rule for who receives an issue of `newsletter`: subscribed to it and not
-    suppressed, in id order. The dry-run count (`recipients`) and the journal's fixing of
-    recipients (`journal.start`) both select through it, so they cannot drift apart."""
-    not_suppressed = ~exists().where(suppressions.c.email_hash == subscribers.c.email_hash)
+    """`columns` of everyone who `receives` `newsletter`, in id order."""
     return (
         select(*columns)
         .select_from(subscribers)
         .join(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
-        .where(
-            subscriptions.c.newsletter == newsletter,
-            subscriptions.c.status == "subscribed",
-            not_suppressed,
-        )
+        .where(subscriptions.c.newsletter == newsletter, receives())
         .order_by(subscribers.c.id)
     )
 
