@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from newsletter.config import Environment
+from newsletter.config import SECRET_ENV, Environment
 from newsletter.errors import SecretError, TokenError
 
 Purpose = Literal["unsubscribe", "preferences", "confirm"]
 PURPOSES: tuple[Purpose, ...] = ("unsubscribe", "preferences", "confirm")
 SECRET_FILE = ".secrets"
-SECRET_ENV = "NEWSLETTER_SECRET"
 MIN_SECRET = 32
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 

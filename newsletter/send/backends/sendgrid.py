@@ -24,7 +24,7 @@ import urllib.error
 from email.utils import parseaddr
 from typing import TYPE_CHECKING, Any
 
-from newsletter.config import Environment, SendGridSettings
+from newsletter.config import SENDGRID_API_KEY_ENV, Environment, SendGridSettings
 from newsletter.errors import BackendRefused, NewsletterError
 from newsletter.placeholders import NAMES
 from newsletter.send.backends.base import Outcome
@@ -34,8 +34,6 @@ from newsletter.send.retry import delays
 if TYPE_CHECKING:
     from newsletter.audience.notices import Notice
 
-KEY_ENV = "SENDGRID_API_KEY"
-HOST_ENV = "SENDGRID_API_HOST"
 SUBSTITUTIONS_LIMIT = 10_000  # bytes per personalization (SendGrid's documented limit)
 STOP_STATUSES = (400, 401, 403, 413)
 
@@ -60,7 +58,9 @@ class SendGridBackend:
         secret = Environment().sendgrid_api_key()
         key = secret.get_secret_value() if secret else ""
         if not key:
-            raise NewsletterError(f"the sendgrid backend needs the API key in {KEY_ENV}")
+            raise NewsletterError(
+                f"the sendgrid backend needs the API key in {SENDGRID_API_KEY_ENV}"
+            )
         self.key = key
         self.settings = settings
         self.host = Environment().sendgrid_api_host() or settings.host

@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
     from newsletter.audience.notices import Notice
 
-PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
-
 
 def _reply_text(code: int, text: bytes | str) -> str:
     body = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
