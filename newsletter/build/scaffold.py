@@ -51,11 +51,7 @@ def init(target: Path, today: dt.date | None = None) -> list[Path]:
 def new_issue(workspace: Workspace, newsletter: str, date: dt.date | None = None) -> Path:
     """Start the issue file of `newsletter` for `date` (default: today where it is published)."""
     config = workspace.config
-    if newsletter not in config.newsletters:
-        known = ", ".join(sorted(config.newsletters))
-        raise WorkspaceError(
-            f"no newsletter '{newsletter}' in newsletter.toml (configured: {known})"
-        )
+    config.check_newsletter(newsletter)
     date = date or dt.datetime.now(ZoneInfo(config.publication.timezone)).date()
     path = workspace.issue_path(newsletter, date)
     env = Environment(
