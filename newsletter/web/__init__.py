@@ -56,6 +56,7 @@ def create_app(
             ClientDisconnect: _disconnected,
         },
     )
+    redact_logs()
     app.router.redirect_slashes = False  # no endpoint redirects, not even to add a slash
     url = store.url if store is not None else workspace.database_url
     database = sqlite_file(url)
@@ -114,14 +115,22 @@ class RedactTokens(logging.Filter):
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(_redacted(a) for a in record.args)
         elif isinstance(record.args, dict):
-            record.args = {
-                k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()
-            }
+            record.args = {k: _redacted(v) for k, v in record.args.items()}
         if record.exc_info and not record.exc_text:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
+
+
+def _redacted(arg: object) -> object:
+    """A log argument as it was, or as redacted text if its text holds a link token (an
+    exception, a URL object…)."""
+    if isinstance(arg, int | float) or arg is None:
+        return arg
+    text = str(arg)
+    clean = redact(text)
+    return arg if clean == text else clean
 
 
 LOGGERS = ("newsletter.web", "uvicorn.error", "uvicorn.access")

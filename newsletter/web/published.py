@@ -30,10 +30,13 @@ def _read(path: Path, root: Path) -> bytes | None:
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except (OSError, RuntimeError):  # missing, a loop of links, unreadable
         return None
-    with os.fdopen(fd, "rb") as file:
+    try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
-        return file.read()
+        with os.fdopen(os.dup(fd), "rb") as file:
+            return file.read()
+    finally:
+        os.close(fd)
 
 
 async def _serve(request: Request, path: Path, media_type: str) -> Response:
