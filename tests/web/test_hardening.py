@@ -302,31 +302,34 @@ def test_a_replaced_database_is_a_503(
 
 
 def test_a_database_deleted_while_a_batch_is_stored_is_not_acknowledged(
-    service: TestClient,
+    workspace: Path,
+    tmp_path: Path,
     webhook_signer: WebhookSigner,
     clock: Clock,
     monkeypatch: pytest.MonkeyPatch,
-    db_url: str,
 ) -> None:
     from newsletter.audience import delivery
-    from newsletter.store import sqlite_file
+    from newsletter.store import open_store
 
-    database = sqlite_file(db_url)
-    if database is None:
-        pytest.skip("a SQLite file only")
+    monkeypatch.setenv("NEWSLETTER_SECRET", WEB_SECRET)
+    monkeypatch.setenv("SENDGRID_WEBHOOK_VERIFICATION_KEY", webhook_signer.public_key)
+    database = tmp_path / "newsletter.db"
+    store = open_store(f"sqlite:///{database}")
     real = delivery.record
 
     def record_then_lose_the_file(*args, **kwargs):  # type: ignore[no-untyped-def]
         result = real(*args, **kwargs)
-        database.unlink()
+        database.unlink()  # between the commit and the answer
         return result
 
     monkeypatch.setattr(delivery, "record", record_then_lose_the_file)
+    client = TestClient(create_app(Workspace(workspace), store, clock=clock))
     body = body_of([{"event": "delivered", "sg_event_id": "e1", "timestamp": 1747200000}])
-    answer = service.post(
+    answer = client.post(
         "/webhooks/sendgrid", content=body, headers=webhook_signer.headers(body, int(clock()))
     )
     assert answer.status_code == 503
+    store.close()
 
 
 # -- 10. logs, disconnects, timeouts ---------------------------------------------------------
