@@ -59,3 +59,7 @@ class BodyTimeout(NewsletterError):
 class DatabaseGone(StoreError):
     """The service's SQLite file is missing or was replaced: it would write into a deleted
     file, so every request is a 503 until the service is restarted on a real database."""
+
+
+class NoDatabase(StoreError):
+    """serve was started on a SQLite file that does not exist: it never creates one."""

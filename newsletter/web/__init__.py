@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from newsletter.errors import BodyTimeout, BodyTooLarge, NewsletterError, StoreError
+from newsletter.errors import BodyTimeout, BodyTooLarge, NewsletterError, NoDatabase
 from newsletter.workspace import Workspace
 
 
@@ -134,10 +134,6 @@ def _redacted(arg: object) -> object:
 
 
 LOGGERS = ("newsletter.web", "uvicorn.error", "uvicorn.access")
-
-
-class NoDatabase(StoreError):
-    """serve was started on a SQLite file that does not exist."""
 
 
 async def _unavailable(request: Any, exc: Exception) -> Any:
