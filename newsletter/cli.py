@@ -585,6 +585,21 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         app.state.store.close()
 
 
+@cli.group()
+def db() -> None:
+    """The database itself (serve never creates one)."""
+
+
+@db.command("init")
+@click.pass_context
+def db_init(ctx: click.Context) -> None:
+    """Create the database (or bring an existing one up to this version's schema)."""
+    from newsletter.store import shown
+
+    with _user_errors(), _store(ctx) as (ws, _):
+        click.echo(f"database ready: {shown(ws.database_url)}")
+
+
 @cli.command("stats")
 @click.argument("issue")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")

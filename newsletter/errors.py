@@ -95,3 +95,23 @@ class BackendRefused(NewsletterError):
 
 class WebhookKeyError(NewsletterError):
     """The configured verification key of the provider's event webhook cannot be read."""
+
+
+# the service
+
+
+class BodyTooLarge(NewsletterError):
+    """A request body is over its endpoint's limit: 413, and the rest is never read."""
+
+
+class BodyTimeout(NewsletterError):
+    """A request body did not arrive in time (a slow or stalled client): 408."""
+
+
+class DatabaseGone(StoreError):
+    """The service's SQLite file is missing or was replaced: it would write into a deleted
+    file, so every request is a 503 until the service is restarted on a real database."""
+
+
+class NoDatabase(StoreError):
+    """serve was started on a SQLite file that does not exist: it never creates one."""

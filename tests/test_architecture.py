@@ -27,14 +27,6 @@ HEAVY = [
 # base modules: everything else builds on them, and they import nothing above them
 BASE = {"errors", "problems", "model", "config", "workspace", "placeholders"}
 ABOVE_BASE = ("build", "audience", "send", "store", "web")
-# module names that exist twice today, each being renamed by another change of #10
-# (store/subscribers.py → store/people.py, web/archive.py → web/published.py): the
-# integrator empties this set once both are in
-KNOWN_DUPLICATES: set[str] = {"archive"}
-# imports that break a layer rule today, each being removed by another change of #10:
-# audience/notices.py cleans header values with send.message.clean until the notice MIME
-# moves to send/ (the integrator empties this set then)
-KNOWN_LAYER_BREAKS: set[tuple[str, str]] = set()
 
 # each third-party library has one owner module (or package)
 OWNERS = {
@@ -139,7 +131,7 @@ def test_layers_import_only_downwards() -> None:
         else:
             continue
         found |= {(module, package) for package in importing(imports_of(path), above)}
-    assert found <= KNOWN_LAYER_BREAKS
+    assert found == set()
 
 
 def test_no_module_name_exists_twice() -> None:
@@ -150,4 +142,4 @@ def test_no_module_name_exists_twice() -> None:
         if path.stem not in ("__init__", "__main__"):
             seen.setdefault(path.stem, []).append(module)
     twice = {stem: where for stem, where in seen.items() if len(where) > 1}
-    assert set(twice) <= KNOWN_DUPLICATES, twice
+    assert twice == {}

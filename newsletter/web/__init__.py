@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from newsletter.config import Environment
-from newsletter.errors import NewsletterError
+from newsletter.errors import BodyTimeout, BodyTooLarge, NewsletterError, NoDatabase
 from newsletter.workspace import Workspace
 
 
@@ -21,15 +21,22 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     outbox_dir: Any = None,
+    body_timeout: float | None = None,
 ) -> Any:
     """`clock` lets tests move time (token expiry, webhook windows); `outbox_dir` is where the
-    outbox backend drops confirmation emails (default: the workspace's outbox/notices)."""
+    outbox backend drops confirmation emails (default: the workspace's outbox/notices);
+    `body_timeout` bounds the time a request body may take (default: limits.BODY_TIMEOUT).
+
+    Without a `store`, it opens the workspace's database, and never creates one: a missing
+    SQLite file is a NewsletterError saying which command makes it."""
     from starlette.applications import Starlette
+    from starlette.requests import ClientDisconnect
 
     from newsletter.audience.tokens import Signer, load_secret
     from newsletter.build.templating import environment
     from newsletter.send.backends import sendgrid_webhook as webhook
-    from newsletter.store import open_store
+    from newsletter.store import open_store, sqlite_file
+    from newsletter.web import guard, limits, webhooks
     from newsletter.web.routes import routes
     from newsletter.web.security import ClientLimiter, FormTokens, SecurityHeaders
 
@@ -40,9 +47,32 @@ def create_app(
         )
     app = Starlette(
         routes=routes(workspace),
-        exception_handlers={404: _not_found, 405: _not_found, NewsletterError: _unavailable},
+        exception_handlers={
+            404: _not_found,
+            405: _not_found,
+            NewsletterError: _unavailable,
+            BodyTooLarge: _too_large,
+            BodyTimeout: _too_slow,
+            ClientDisconnect: _disconnected,
+        },
     )
+    redact_logs()
     app.router.redirect_slashes = False  # no endpoint redirects, not even to add a slash
+    url = store.url if store is not None else workspace.database_url
+    database = sqlite_file(url)
+    if store is None and database is not None and not database.exists():
+        raise NoDatabase(
+            f"no database at {database}: `newsletter db init` creates an empty one "
+            "(`newsletter subscribers import …` creates it too); serve never does"
+        )
+    if database is not None:  # innermost: it sees the endpoint's answer before anyone
+        app.add_middleware(guard.DatabaseGuard, path=database, opened=guard.identity(database))
+    app.add_middleware(
+        limits.BodyLimit,
+        default=limits.FORM_MAX_BODY,
+        limits={"/webhooks/sendgrid": webhooks.MAX_BODY},
+        timeout=limits.BODY_TIMEOUT if body_timeout is None else body_timeout,
+    )
     app.add_middleware(SecurityHeaders)
     app.state.workspace = workspace
     app.state.config = config
@@ -70,19 +100,42 @@ async def _not_found(request: Any, exc: Any) -> Any:
     return error(request, message, status)
 
 
-_TOKEN_PATH = re.compile(r"^/(unsubscribe|preferences|confirm)/[^/?]+")
+_TOKEN_PATH = re.compile(r"/(unsubscribe|preferences|confirm)/[^/?#\s\"']+")
+
+
+def redact(text: str) -> str:
+    """A link's path with its token replaced by [token]."""
+    return _TOKEN_PATH.sub(r"/\1/[token]", text)
 
 
 class RedactTokens(logging.Filter):
-    """The access log never shows a link's token: a preferences token in a log file would
-    let whoever reads it download that subscriber's data."""
+    """No log line shows a link's token (the access log, the service's own lines, uvicorn's
+    errors and tracebacks): a preferences token in a log file would let whoever reads it
+    download that subscriber's data."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            path = _TOKEN_PATH.sub(r"/\1/[token]", args[2])
-            record.args = (*args[:2], path, *args[3:])
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redacted(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: _redacted(v) for k, v in record.args.items()}
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True
+
+
+def _redacted(arg: object) -> object:
+    """A log argument as it was, or as redacted text if its text holds a link token (an
+    exception, a URL object…)."""
+    if isinstance(arg, int | float) or arg is None:
+        return arg
+    text = str(arg)
+    clean = redact(text)
+    return arg if clean == text else clean
+
+
+LOGGERS = ("newsletter.web", "uvicorn.error", "uvicorn.access")
 
 
 async def _unavailable(request: Any, exc: Exception) -> Any:
@@ -93,9 +146,54 @@ async def _unavailable(request: Any, exc: Exception) -> Any:
     return error(request, "Something went wrong on our side: please try again shortly.", 503)
 
 
+async def _too_large(request: Any, exc: Exception) -> Any:
+    from newsletter.web.pages import error
+
+    return error(request, "That request is too large.", 413)
+
+
+async def _too_slow(request: Any, exc: Exception) -> Any:
+    from newsletter.web.pages import error
+
+    logging.getLogger("newsletter.web").warning("%s %s: %s", request.method, request.url.path, exc)
+    return error(request, "That request took too long: please try again.", 408)
+
+
+async def _disconnected(request: Any, exc: Exception) -> Any:
+    """One line, not a traceback: a reader who closes the tab mid-form is no error of ours."""
+    from starlette.responses import Response
+
+    logging.getLogger("newsletter.web").warning(
+        "%s %s: the client disconnected before its request was complete",
+        request.method,
+        request.url.path,
+    )
+    return Response(status_code=400)  # nobody is left to read it
+
+
+def redact_logs() -> None:
+    """Every logger the service writes to redacts link tokens."""
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactTokens) for f in logger.filters):
+            logger.addFilter(RedactTokens())
+
+
 def run(app: Any, host: str, port: int) -> None:
-    """Serve under uvicorn; X-Forwarded-* is trusted only from a proxy on this machine."""
+    """Serve under uvicorn; X-Forwarded-* is trusted only from a proxy on this machine.
+    Idle keep-alive connections close after limits.KEEP_ALIVE_TIMEOUT, and a connection
+    whose headers take over limits.HEADER_TIMEOUT closes too."""
     import uvicorn
 
-    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+    from newsletter.web import limits
+
+    redact_logs()
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        http=limits.HeaderTimeoutProtocol,
+        timeout_keep_alive=limits.KEEP_ALIVE_TIMEOUT,
+    )

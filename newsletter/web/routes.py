@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from newsletter.web import archive, preferences, subscribe, unsubscribe, webhooks
+from newsletter.web import preferences, published, subscribe, unsubscribe, webhooks
 from newsletter.workspace import Workspace
 
 
@@ -33,8 +33,8 @@ def routes(workspace: Workspace) -> list[Route]:
         Route("/confirm/{token}", subscribe.confirm, methods=["POST"]),
         Route("/webhooks/sendgrid", webhooks.sendgrid, methods=["POST"]),
         # the archive, from build/
-        Route("/", archive.index, methods=["GET"]),
-        Route("/{newsletter}/feed.xml", archive.feed, methods=["GET"]),
-        Route("/{newsletter}/{date}/", archive.issue, methods=["GET"]),
-        Route("/{newsletter}/{date}", archive.issue, methods=["GET"]),
+        Route("/", published.index, methods=["GET"]),
+        Route("/{newsletter}/feed.xml", published.feed, methods=["GET"]),
+        Route("/{newsletter}/{date}/", published.issue, methods=["GET"]),
+        Route("/{newsletter}/{date}", published.issue, methods=["GET"]),
     ]

@@ -3,8 +3,9 @@ and /confirm/<token>, whose GET shows a button and whose POST confirms (mail sca
 every link: no GET changes anything).
 
 The answer to a sign-up is the same page whether the address was known, new, subscribed
-or suppressed, and the confirmation email goes out after the answer (a background task),
-so neither the page nor its timing tells a visitor who is on the list."""
+or suppressed, and all the work that differs (the store's steps and the confirmation email)
+happens after the answer (a background task), so neither the page nor its timing tells a
+visitor who is on the list."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.audience import optin
-from newsletter.errors import NewsletterError, SubscriberError, TokenError
+from newsletter.audience import addresses, optin
+from newsletter.errors import NewsletterError, TokenError
+from newsletter.web.limits import client_key
 from newsletter.web.pages import error, mask, offered, render
 from newsletter.web.security import checked_form, csrf_token, origin, policy
 
@@ -71,20 +73,9 @@ async def submit(request: Request) -> Response:
     chosen = [k for k in dict.fromkeys(form.get("newsletter", [])) if k in offered(request)]
     if not chosen:
         return _form(request, 400, problem="Choose at least one newsletter.", email=email)
-    client = request.client.host if request.client else "unknown"
-    if not state.limiter.allow(client, time.monotonic()):
-        return error(request, "Too many sign-ups from your network: please try again later.", 429)
-    settings = state.config.serve
     try:
-        signup = await run_in_threadpool(
-            optin.request,
-            state.store,
-            email,
-            chosen,
-            per_address=settings.signups_per_address,
-            now=state.now(),
-        )
-    except SubscriberError:
+        addresses.parse(email)  # only the form's own check: nothing about the list
+    except addresses.InvalidAddress:
         return _form(
             request,
             400,
@@ -92,8 +83,32 @@ async def submit(request: Request) -> Response:
             email=email,
             chosen=chosen,
         )
-    task = BackgroundTask(_mail_confirmation, request, signup) if signup else None
-    return render(request, "check_inbox", background=task)
+    client = client_key(request.client.host) if request.client else "unknown"
+    if not state.limiter.allow(client, time.monotonic()):
+        return error(request, "Too many sign-ups from your network: please try again later.", 429)
+    # everything that depends on the list (the store's steps, the email) comes after the
+    # answer, in every case: new, known, subscribed or suppressed answer alike and as fast
+    return render(
+        request, "check_inbox", background=BackgroundTask(_sign_up, request, email, chosen)
+    )
+
+
+def _sign_up(request: Request, email: str, chosen: list[str]) -> None:
+    """After the answer (a worker thread): record the request, mail the confirmation."""
+    state = request.app.state
+    try:
+        signup = optin.request(
+            state.store,
+            email,
+            chosen,
+            per_address=state.config.serve.signups_per_address,
+            now=state.now(),
+        )
+    except NewsletterError as exc:
+        log.error("sign-up of %s not recorded: %s", mask(email), exc)
+        return
+    if signup is not None:
+        _mail_confirmation(request, signup)
 
 
 def _mail_confirmation(request: Request, signup: optin.Signup) -> None:

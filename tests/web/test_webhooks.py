@@ -419,6 +419,7 @@ def test_serve_says_at_start_that_the_webhook_is_refused_without_a_key(
     started: list[int] = []
     monkeypatch.setattr(newsletter.web, "run", lambda app, host, port: started.append(port))
     monkeypatch.delenv("SENDGRID_WEBHOOK_VERIFICATION_KEY", raising=False)
+    assert CliRunner().invoke(cli, ["-w", str(sending), "db", "init"]).exit_code == 0
     result = CliRunner().invoke(cli, ["-w", str(sending), "serve", "--port", "8123"])
     assert result.exit_code == 0 and started == [8123]
     assert "/webhooks/sendgrid refuses every request" in result.stderr

@@ -5,6 +5,8 @@ there too, so names are checked against an allow-list, never joined from the req
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
@@ -16,15 +18,29 @@ from newsletter.web.pages import error
 CACHE = "public, max-age=300"
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: Path, root: Path) -> bytes | None:
+    """A regular file inside `root`, after following every link; else None (a 404). A link
+    out of build/ (a stray `ln -s /etc`), a FIFO (it would hang the reader), a directory or a
+    device is never served. The file is opened without following a link and without
+    blocking, then checked again on the open descriptor: nothing swaps it in between."""
     try:
-        return path.read_bytes()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        real = path.resolve(strict=True)
+        if not real.is_relative_to(root.resolve(strict=True)):
+            return None
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (OSError, RuntimeError):  # missing, a loop of links, unreadable
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as file:
+            return file.read()
+    finally:
+        os.close(fd)
 
 
 async def _serve(request: Request, path: Path, media_type: str) -> Response:
-    body = await run_in_threadpool(_read, path)
+    body = await run_in_threadpool(_read, path, _build(request))
     if body is None:
         return error(request, "There is no such page in the archive.", 404)
     return Response(body, media_type=media_type, headers={"Cache-Control": CACHE})
