@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -58,3 +59,19 @@ def test_every_config_key_is_in_the_readme() -> None:
 def test_every_placeholder_is_in_the_readme() -> None:
     for name in placeholders.NAMES:
         assert f"`%%{name}%%`" in README
+
+
+def test_the_readme_map_names_every_module() -> None:
+    """"How the code is laid out" is the newcomer's map: a module missing from it is a room
+    nobody finds."""
+    package = Path(__file__).resolve().parent.parent / "newsletter"
+    section = README.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]
+    modules = {
+        p.stem
+        for p in package.rglob("*.py")
+        if p.stem not in ("__init__", "__main__") and "migrations" not in p.parts
+    }
+    packages = {p.parent.name for p in package.rglob("__init__.py") if p.parent != package}
+    named = set(re.findall(r"`([a-z_]+)/?`", section))
+    assert modules - named == set(), "modules missing from the README's map"
+    assert {p for p in packages if p != "migrations"} - named == set()
