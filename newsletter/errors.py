@@ -43,3 +43,10 @@ class ImportFileError(NewsletterError):
 
 class SubscriberError(NewsletterError):
     """A subscriber command cannot be carried out (unknown address, suppressed address…)."""
+
+
+# the editor's files
+
+
+class IssueFileError(NewsletterError):
+    """An issue file that must not be read: not a regular file, or over the size limit."""

@@ -10,9 +10,10 @@ from newsletter import __version__
 from newsletter.build.collect import collect, window
 from newsletter.build.issuefile import load_issue
 from newsletter.build.templating import template_files
+from newsletter.errors import IssueFileError
 from newsletter.model import Issue
 from newsletter.problems import Problems
-from newsletter.workspace import Workspace, parse_issue_name
+from newsletter.workspace import Workspace, parse_issue_name, read_issue_bytes
 
 
 class Catalog:
@@ -75,7 +76,7 @@ class Catalog:
         for part in [path, *self.sources_of(path)]:
             h.update(str(part.name).encode() + b"\0")
             try:
-                h.update(part.read_bytes())
-            except FileNotFoundError:
-                h.update(b"\0missing")
+                h.update(read_issue_bytes(part))
+            except IssueFileError:  # missing, or a FIFO, a device, a huge file: load_issue says so
+                h.update(b"\0missing" if not part.exists() else b"\0unreadable")
         return h.hexdigest()
