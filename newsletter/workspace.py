@@ -84,9 +84,10 @@ class Workspace:
         )
 
     def display(self, path: Path) -> str:
-        """A path as the editor would type it: relative to the workspace when inside it."""
+        """A path as the editor would type it: relative to the workspace when inside it (a
+        symbolic link is shown as itself, not as what it points to)."""
         try:
-            return str(path.resolve().relative_to(self.root.resolve()))
+            return str((path.parent.resolve() / path.name).relative_to(self.root.resolve()))
         except ValueError:
             return str(path)
 
