@@ -65,6 +65,13 @@ class Workspace:
                 url = prefix + str(self.root / path)
         return url
 
+    @property
+    def database_setting(self) -> str:
+        """Where database_url comes from, for the errors that ask to fix it."""
+        if os.environ.get("NEWSLETTER_DATABASE_URL"):
+            return "NEWSLETTER_DATABASE_URL"
+        return f"database in {CONFIG_FILE}"
+
     def issue_path(self, newsletter: str, date: dt.date) -> Path:
         return self.issues_dir / newsletter / f"{date.isoformat()}.md"
 
