@@ -43,7 +43,12 @@ MAX_DEPTH = 20
 MAX_DIGITS = 100
 FIELD_LIMITS = {"summary": 20_000, "digest": 2_000, "note": 2_000, "url": 2_000, "image": 2_000}
 DEFAULT_LIMIT = 1_000  # subject, preheader, title, byline, tags…
-NOTE_LIMIT = 100_000  # the editor's note, the Markdown after the front matter
+NOTE_LIMIT = 50_000  # the editor's note, the Markdown after the front matter
+# all the Markdown of an issue together: Gmail clips an email over 102 KB anyway, and
+# markdown-it reads some inputs slowly (unclosed '[' in quadratic time): these keep an
+# issue's rendering within about a second
+MARKDOWN_LIMIT = 100_000
+BRACKET_LIMIT = 2_000
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _ALIASES = "YAML anchors (&name) and aliases (*name) are not allowed in issue files"
 
@@ -173,6 +178,24 @@ def _check_note(body: str, start: int, shown: str, problems: Problems) -> None:
         )
 
 
+def _check_markdown_size(
+    sources: list[str], shown: str, line: int | None, problems: Problems
+) -> None:
+    total = sum(len(s) for s in sources)
+    if total > MARKDOWN_LIMIT:
+        problems.error(
+            shown,
+            line,
+            f"the issue has {total:,} characters of Markdown (summaries, digests, who's who, "
+            f"note): at most {MARKDOWN_LIMIT:,}",
+        )
+    brackets = sum(s.count("[") for s in sources)
+    if brackets > BRACKET_LIMIT:
+        problems.error(
+            shown, line, f"the issue's Markdown has {brackets:,} '[': at most {BRACKET_LIMIT:,}"
+        )
+
+
 def _markdown_fields(data: dict[str, Any]) -> list[tuple[Loc, str]]:
     """The front matter's Markdown texts: summaries, digest points, who's who notes."""
     found: list[tuple[Loc, str]] = []
@@ -269,6 +292,8 @@ def load_issue(
     before = len(problems)
     _check_text(data, (), line_of, shown, problems)
     _check_note(body, body_start, shown, problems)
+    sources = [source for _, source in _markdown_fields(data)] + [body]
+    _check_markdown_size(sources, shown, None, problems)
     if len(problems) > before:  # oversized or unprintable: validate no further
         return None, problems
 
