@@ -131,9 +131,6 @@ def open_store(
     except StoreError:
         engine.dispose()
         raise
-    except (ValueError, TypeError) as exc:  # the driver refused an option of the URL
-        engine.dispose()
-        raise StoreError(f"{setting}: cannot use the database URL {shown(url)}: {exc}") from None
     except (DBAPIError, SQLAlchemyError) as exc:
         engine.dispose()
         raise StoreError(f"cannot open the database {shown(url)}: {_reason(exc)}") from None
