@@ -186,7 +186,7 @@ def _store(ctx: click.Context) -> Iterator[tuple[Workspace, Any]]:
     from newsletter.store import open_store
 
     ws = _workspace(ctx)
-    store = open_store(ws.database_url)
+    store = open_store(ws.database_url, setting=ws.database_setting)
     try:
         yield ws, store
     finally:

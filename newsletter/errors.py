@@ -115,3 +115,10 @@ class DatabaseGone(StoreError):
 
 class NoDatabase(StoreError):
     """serve was started on a SQLite file that does not exist: it never creates one."""
+
+
+# the editor's files
+
+
+class IssueFileError(NewsletterError):
+    """An issue file that must not be read: not a regular file, or over the size limit."""

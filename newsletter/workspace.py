@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from newsletter.config import CONFIG_FILE, Config, Environment, load_config
-from newsletter.errors import WorkspaceError
+from newsletter.config import CONFIG_FILE, DATABASE_URL_ENV, Config, Environment, load_config
+from newsletter.errors import IssueFileError, WorkspaceError
 
 ISSUE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})\.md$")
+# the biggest issue file read: a long daily is 30 KB; the field limits (issuefile) allow less
+MAX_ISSUE_BYTES = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,13 @@ class Workspace:
                 url = prefix + str(self.root / path)
         return url
 
+    @property
+    def database_setting(self) -> str:
+        """Where database_url comes from, for the errors that ask to fix it."""
+        if Environment().database_url():
+            return DATABASE_URL_ENV
+        return f"database in {CONFIG_FILE}"
+
     def issue_path(self, newsletter: str, date: dt.date) -> Path:
         return self.issues_dir / newsletter / f"{date.isoformat()}.md"
 
@@ -80,9 +91,10 @@ class Workspace:
         )
 
     def display(self, path: Path) -> str:
-        """A path as the editor would type it: relative to the workspace when inside it."""
+        """A path as the editor would type it: relative to the workspace when inside it (a
+        symbolic link is shown as itself, not as what it points to)."""
         try:
-            return str(path.resolve().relative_to(self.root.resolve()))
+            return str((path.parent.resolve() / path.name).relative_to(self.root.resolve()))
         except ValueError:
             return str(path)
 
@@ -92,13 +104,37 @@ class Workspace:
             paths = [self.issues_dir]
         found: set[Path] = set()
         for path in paths:
+            # special files (a FIFO, a link to a device) are listed too: the loader refuses
+            # each with one line instead of their being skipped without a word
             if path.is_dir():
-                found.update(p for p in path.rglob("*.md") if ISSUE_NAME.match(p.name))
-            elif path.is_file():
+                found.update(
+                    p for p in path.rglob("*.md") if ISSUE_NAME.match(p.name) and not p.is_dir()
+                )
+            elif path.exists() or path.is_symlink():
                 found.add(path)
             else:
                 raise WorkspaceError("no such file or directory", path)
         return sorted(found, key=lambda p: (p.parent.name, p.name))
+
+
+def read_issue_bytes(path: Path, limit: int = MAX_ISSUE_BYTES) -> bytes:
+    """The bytes of an issue file, read only if it is a regular file of at most `limit` bytes:
+    a FIFO would block and /dev/zero never ends. IssueFileError says why not."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise IssueFileError(f"cannot read: {exc.strerror}", path) from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise IssueFileError("not a regular file", path)
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        size = max(info.st_size, len(data))
+        raise IssueFileError(
+            f"the file is {size:,} bytes: issue files are limited to {limit:,} bytes", path
+        )
+    return data
 
 
 def parse_issue_name(path: Path) -> tuple[str, dt.date] | None:

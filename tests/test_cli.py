@@ -196,3 +196,48 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: {blocker}")
     assert "Traceback" not in result.output
+
+
+# -- #11: every mistake in the editor's files is one line ----------------------------------
+
+
+def test_a_billion_laughs_file_is_one_line_for_check_and_build(
+    runner: CliRunner, workspace: Path
+) -> None:
+    from tests.build.test_issuefile import BILLION_LAUGHS
+
+    (workspace / "issues/daily/2025-05-14.md").write_text(BILLION_LAUGHS)
+    line = (
+        "issues/daily/2025-05-14.md:2: error: YAML anchors (&name) and aliases (*name) "
+        "are not allowed in issue files\n"
+    )
+    result = run(runner, workspace, "check")
+    assert (result.exit_code, result.stderr) == (1, line + "1 error, 0 warnings\n")
+    result = run(runner, workspace, "build")
+    assert result.exit_code == 1
+    assert result.stderr == line + "Error: 1 error, 0 warnings; nothing was written\n"
+    assert not (workspace / "build").exists()
+
+
+def test_special_files_in_issues_are_each_refused_with_one_line(
+    runner: CliRunner, workspace: Path
+) -> None:
+    import os
+
+    os.mkfifo(workspace / "issues/daily/2025-06-01.md")
+    (workspace / "issues/daily/2025-06-02.md").symlink_to("/dev/zero")
+    expected = (
+        "issues/daily/2025-06-01.md: error: not a regular file\n"
+        "issues/daily/2025-06-02.md: error: not a regular file\n"
+    )
+    result = run(runner, workspace, "check")
+    assert (result.exit_code, result.stderr) == (1, expected + "2 errors, 0 warnings\n")
+    result = run(runner, workspace, "build")
+    assert result.exit_code == 1
+    assert result.stderr == expected + "Error: 2 errors, 0 warnings; nothing was written\n"
+    assert not (workspace / "build").exists()
+    result = run(runner, workspace, "check", str(workspace / "issues/daily/2025-06-01.md"))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "issues/daily/2025-06-01.md: error: not a regular file\n1 error, 0 warnings\n",
+    )

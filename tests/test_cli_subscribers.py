@@ -130,3 +130,34 @@ def test_the_default_database_is_a_file_in_the_workspace(
     monkeypatch.delenv("NEWSLETTER_DATABASE_URL", raising=False)
     assert run(runner, workspace, "add", "a@example.com", "--newsletter", "daily").exit_code == 0
     assert (workspace / "newsletter.db").is_file()
+
+
+def test_a_csv_with_a_header_and_no_rows_exits_1(runner: CliRunner, ws_db: Path) -> None:
+    empty = ws_db / "empty.csv"
+    empty.write_text("email,name\n")
+    result = run(runner, ws_db, "import", str(empty), "--newsletter", "daily")
+    assert result.exit_code == 1
+    assert (
+        result.stderr == f"Error: {empty}: the file has a header and no rows: nothing to import\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://u@localhost:99999/db",
+        "postgresql+psycopg://u@localhost:port/db",
+        "sqlite:///x.db?timeout=abc",
+    ],
+    ids=["port-out-of-range", "port-not-a-number", "bad-option"],
+)
+def test_a_database_url_with_a_bad_port_is_one_line_naming_the_setting(
+    runner: CliRunner, workspace: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", url)
+    result = runner.invoke(cli, ["-w", str(workspace), "subscribers", "stats"])
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.stderr.startswith("Error: ")
+    assert "NEWSLETTER_DATABASE_URL" in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output

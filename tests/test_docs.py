@@ -62,7 +62,7 @@ def test_every_placeholder_is_in_the_readme() -> None:
 
 
 def test_the_readme_map_names_every_module() -> None:
-    """"How the code is laid out" is the newcomer's map: a module missing from it is a room
+    """ "How the code is laid out" is the newcomer's map: a module missing from it is a room
     nobody finds."""
     package = Path(__file__).resolve().parent.parent / "newsletter"
     section = README.split("## How the code is laid out", 1)[1].split("\n## ", 1)[0]

@@ -70,6 +70,7 @@ _STATUS_WORDS: dict[str, Status | tuple[Literal["suppress"], str]] = {
 }
 _TRUE = {"true", "yes", "1", "y", "t"}
 _FALSE = {"false", "no", "0", "n", "f"}
+MAX_ATTRIBUTE_DEPTH = 20  # deeper JSON is a RecursionError in json, and later in the store
 SUPPRESSION_REASONS = ("bounce", "complaint", "blocklisted", "erased", "manual")
 
 
@@ -90,6 +91,18 @@ class Row:
     status: Status = "subscribed"
     suppress: str | None = None  # a suppression reason
     attributes: dict[str, object] = field(default_factory=dict)
+
+
+def _depth(value: object) -> int:
+    """How deeply a parsed JSON value nests (without recursion: it may be very deep)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def neutralise(value: str) -> str:
@@ -147,12 +160,17 @@ class Columns:
         out.newsletter = get("newsletter") or None
         self._status(cells, out)
         if raw := get("attributes"):
+            too_deep = f"attributes is nested more than {MAX_ATTRIBUTE_DEPTH} levels deep"
             try:
                 attributes = json.loads(raw)
+            except RecursionError:
+                raise RowError(too_deep) from None
             except ValueError:
                 raise RowError("attributes is not valid JSON") from None
             if not isinstance(attributes, dict):
                 raise RowError("attributes must be a JSON object")
+            if _depth(attributes) > MAX_ATTRIBUTE_DEPTH:
+                raise RowError(too_deep)
             out.attributes = attributes
         return out
 

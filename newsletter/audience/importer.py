@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from newsletter.audience import addresses
-from newsletter.audience.csvformat import Columns, FormatError, Row, RowError
+from newsletter.audience.csvformat import Columns, FormatError, Row, RowError, neutralise
 from newsletter.build.output import atomic_write
 from newsletter.errors import ImportFileError
 from newsletter.store import Connection, Store
@@ -159,9 +159,11 @@ class Importer:
                         path,
                     )
                 batch: list[_Item] = []
+                rows = 0
                 for row in reader:
                     if not any(cell.strip() for cell in row):
                         continue
+                    rows += 1
                     item = self._item(reader.line_num, row, columns, report)
                     if item is not None:
                         batch.append(item)
@@ -170,6 +172,10 @@ class Importer:
                         batch = []
                         if on_progress:
                             on_progress(lines.done, size)
+                if rows == 0:
+                    raise ImportFileError(
+                        "the file has a header and no rows: nothing to import", path
+                    )
                 yield batch
                 if on_progress:
                     on_progress(size, size)
@@ -416,6 +422,6 @@ class Importer:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["line", "email", "reason"])
-        for r in report.rejected:
-            writer.writerow([r.line, r.email, r.reason])
+        for r in report.rejected:  # the cells a spreadsheet would run, made inert as in export
+            writer.writerow([r.line, neutralise(r.email), neutralise(r.reason)])
         atomic_write(path, buffer.getvalue().encode("utf-8"))

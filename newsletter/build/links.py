@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from newsletter.build import markdown
 from newsletter.build.issue import Issue
 from newsletter.problems import Problem
 
 TIMEOUT = 10
-_MD_URL = re.compile(r"\]\(\s*<?(https?://[^)\s>]+)")
 
 
 def _status(url: str) -> str | None:
@@ -42,10 +41,14 @@ def _urls(issue: Issue) -> list[str]:
     found: list[str] = []
     for a in issue.articles:
         found += [a.url] + ([a.image] if a.image else [])
-        for text in [a.summary, *a.digest]:
-            found += _MD_URL.findall(text)
-    found += _MD_URL.findall(issue.note)
+        for text in [a.summary, *a.digest, *(w.note for w in a.whos_who)]:
+            found += _web(markdown.links(text))
+    found += _web(markdown.links(issue.note))
     return list(dict.fromkeys(found))
+
+
+def _web(urls: list[str]) -> list[str]:
+    return [u for u in urls if u.startswith(("http://", "https://"))]
 
 
 def _line_of(path: Path, url: str) -> int | None:

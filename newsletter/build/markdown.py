@@ -31,6 +31,19 @@ def tokens(source: str) -> list[Token]:
     return _md.parse(source)
 
 
+def links(source: str) -> list[str]:
+    """Every link and image target the Markdown renders, however written: inline,
+    reference (`[text][r]`), autolink (`<https://…>`) or image, in order."""
+    found: list[str] = []
+    for token in _md.parse(source):
+        for child in token.children or ():
+            if child.type == "link_open":
+                found.append(str(child.attrGet("href") or ""))
+            elif child.type == "image":
+                found.append(str(child.attrGet("src") or ""))
+    return found
+
+
 def blocks(source: str) -> list[str]:
     """The source text of each top-level block (paragraph, list, heading…)."""
     lines = source.splitlines()

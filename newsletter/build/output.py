@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from newsletter import __version__
+from newsletter.errors import IssueFileError
+from newsletter.workspace import read_issue_bytes
 
 MANIFEST = "manifest.json"
 
@@ -135,7 +137,7 @@ class InputHashes:
         for part in [path, *sources]:
             h.update(str(part.name).encode() + b"\0")
             try:
-                h.update(part.read_bytes())
-            except FileNotFoundError:
-                h.update(b"\0missing")
+                h.update(read_issue_bytes(part))
+            except IssueFileError:  # missing, or a FIFO, a device, a huge file: load_issue says so
+                h.update(b"\0missing" if not part.exists() else b"\0unreadable")
         return h.hexdigest()

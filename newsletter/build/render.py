@@ -153,6 +153,7 @@ class Renderer:
                 problems.append(
                     Problem(shown, None, "error", f"unknown placeholder %%{sorted(stray)[0]}%%")
                 )
+        problems += self._footer_problems(files, shown)
         free_views = views(issue, self.config, Tier.FREE)
         feed_html = self._jinja("web/feed_entry.html.j2", issue, VARIANTS[2], free_views)
         free_outputs = {k: v for k, v in files.items() if k.startswith("free") or k == "index.html"}
@@ -168,6 +169,35 @@ class Renderer:
                 )
             )
         return RenderedIssue(issue, files, feed_html, problems)
+
+    def _footer_problems(self, files: dict[str, str], shown: str) -> list[Problem]:
+        """Every output must end with its footer, as it must keep the paywall: each email
+        (HTML and text) has its unsubscribe link, each HTML variant the publication's
+        address. A template, or a renderer that drops what follows an oversized block,
+        must never produce an email its reader cannot leave."""
+        found = []
+        unsubscribe = placeholders.marker("unsubscribe_url")
+        address = markdown.to_plain(self.config.publication.address)
+        for name, text in sorted(files.items()):
+            if not name.endswith("index.html") and unsubscribe not in text:
+                found.append(
+                    Problem(
+                        shown,
+                        None,
+                        "error",
+                        f"{name} has no unsubscribe link ({unsubscribe}): the footer is missing",
+                    )
+                )
+            elif name.endswith(".html") and address not in markdown.to_plain(text):
+                found.append(
+                    Problem(
+                        shown,
+                        None,
+                        "error",
+                        f"{name} has no footer: the publication's address is missing",
+                    )
+                )
+        return found
 
     def _context(
         self, issue: Issue, variant: Variant, articles: list[ArticleView]
@@ -197,7 +227,14 @@ class Renderer:
         with self.timings.stage("jinja"):
             try:
                 return self.env.get_template(name).render(self._context(issue, variant, articles))
-            except (jinja2.TemplateError, TypeError, ValueError, AttributeError, KeyError) as exc:
+            except (
+                jinja2.TemplateError,
+                TypeError,
+                ValueError,
+                AttributeError,
+                KeyError,
+                RecursionError,
+            ) as exc:
                 raise RenderError(problem_from(exc, self.display)) from exc
 
     def _mjml(self, source: str, shown: str, template: str) -> str:

@@ -63,5 +63,7 @@ def problem_from(exc: BaseException, display: Any) -> Problem:
             where, line = name, tb.tb_lineno
         tb = tb.tb_next
     message = getattr(exc, "message", None) or str(exc)
+    if isinstance(exc, RecursionError):  # an include/extends of itself, a recursive macro
+        message = "the template includes, extends or calls itself without end"
     path = display(Path(where)) if where else "templates"
     return Problem(path, line, "error", f"template error: {message}")

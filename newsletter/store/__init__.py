@@ -27,7 +27,7 @@ def shown(url: str) -> str:
     """The URL with its password masked: safe to print."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return "<unreadable database URL>"
 
 
@@ -105,14 +105,34 @@ def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def open_store(url: str, *, upgrade: bool = True, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Store:
-    """Connect to `url`, check its schema version, and upgrade it to this version's."""
+def _check_url(url: str, where: str) -> None:
+    """A URL SQLAlchemy or the driver would fail on with a ValueError (a port of 99999 or
+    'abc'): one line that names the setting to fix."""
+    try:
+        port = make_url(url).port
+    except (ArgumentError, ValueError) as exc:
+        raise StoreError(f"{where}not a usable database URL: {exc}") from None
+    if port is not None and not 1 <= port <= 65535:
+        raise StoreError(f"{where}the port {port} of {shown(url)} is not between 1 and 65535")
+
+
+def open_store(
+    url: str,
+    *,
+    upgrade: bool = True,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    setting: str | None = None,
+) -> Store:
+    """Connect to `url`, check its schema version, and upgrade it to this version's.
+    `setting` names where the URL came from, for the errors (NEWSLETTER_DATABASE_URL…)."""
     from newsletter.store import migrate
 
+    where = f"{setting}: " if setting else ""
+    _check_url(url, where)
     try:
         engine = create_engine(url, future=True)
     except (ArgumentError, ImportError, ValueError) as exc:
-        raise StoreError(f"cannot use the database URL {shown(url)}: {exc}") from None
+        raise StoreError(f"{where}cannot use the database URL {shown(url)}: {exc}") from None
     if engine.dialect.name == "sqlite":
         _sqlite_setup(engine, busy_timeout_ms)
     store = Store(engine, url, busy_timeout_ms)

@@ -88,7 +88,9 @@ def create_app(
         webhook.Verifier(key, config.sendgrid.webhook_max_age, clock) if key else None
     )
     app.state.limiter = ClientLimiter(config.serve.signups_per_client)
-    app.state.store = store or open_store(workspace.database_url)  # last: nothing fails after it
+    app.state.store = store or open_store(
+        workspace.database_url, setting=workspace.database_setting
+    )  # last: nothing fails after it
     return app
 
 

@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from newsletter.build.pipeline import Rendering, render_preview
 from newsletter.build.templating import environment
+from newsletter.problems import Problem
 from newsletter.workspace import Workspace
 
 SHELL_POLICY = (
@@ -60,7 +61,22 @@ class State:
     version: int = 1
 
     def reload(self) -> None:
-        self.rendering = render_preview(self.root, self.path)
+        """Render again; any failure is shown in the page, never the end of the watcher
+        (which would leave the page without reloads for good)."""
+        try:
+            self.rendering = render_preview(self.root, self.path)
+        except Exception as exc:  # whatever it is, the editor must see it
+            shown = Workspace(self.root).display(self.path)
+            first = (str(exc).strip().splitlines() or [""])[0]
+            reason = f"{type(exc).__name__}: {first}"
+            self.rendering = Rendering(
+                self.path,
+                problems=[
+                    Problem(
+                        shown, None, "error", f"the preview could not render the issue: {reason}"
+                    )
+                ],
+            )
         self.version += 1
 
     async def refresh(self) -> None:
@@ -192,7 +208,7 @@ async def _watch(app: Starlette) -> None:
 
     state: State = app.state.preview
     async for _changes in awatch(*watched(app.state.workspace), stop_event=app.state.stop):
-        await state.refresh()
+        await state.refresh()  # never raises: State.reload shows every failure in the page
 
 
 def run_preview(app: Any, port: int) -> None:

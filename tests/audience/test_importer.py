@@ -379,3 +379,67 @@ def test_recipients_are_subscribed_unsuppressed_and_streamed(store: Store, tmp_p
         got = [first.email, *(r.email for r in stream)]
     expected = [f"r{i:04d}@example.com" for i in range(2500) if i % 10 and i not in (1, 2)]
     assert got == expected
+
+
+# -- #11: the editor's files -----------------------------------------------------------------
+
+
+def test_deeply_nested_attributes_reject_the_row_not_the_import(
+    store: Store, tmp_path: Path
+) -> None:
+    deep = "[" * 50_000 + "]" * 50_000
+    path = write(
+        tmp_path,
+        f'email,attributes\ndeep@example.com,"{deep}"\nok@example.com,"{{""city"": ""Oslo""}}"\n',
+    )
+    report = run(store, path)
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (2, "attributes is nested more than 20 levels deep")
+    ]
+    assert sorted(lists(store)) == ["ok@example.com"]
+
+
+def test_attributes_nested_just_too_deep_for_the_store_are_rejected(
+    store: Store, tmp_path: Path
+) -> None:
+    deep = '{""a"": ' * 21 + "1" + "}" * 21
+    path = write(tmp_path, f'email,attributes\ndeep@example.com,"{deep}"\n')
+    report = run(store, path)
+    assert [(r.line, r.reason) for r in report.rejected] == [
+        (2, "attributes is nested more than 20 levels deep")
+    ]
+
+
+def test_rejected_rows_are_written_with_formula_cells_neutralised(
+    store: Store, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        'email,name,tier\n=HYPERLINK("http://evil.example"),A,free\n+1-555,B,free\n'
+        "@SUM(A1),C,free\nx@example.com,D,gold\n",
+    )
+    rejects = tmp_path / "rejects.csv"
+    run(store, path, rejects=rejects)
+    import csv
+
+    with rejects.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert [row[1] for row in rows[1:]] == [
+        '\'=HYPERLINK("http://evil.example")',
+        "'+1-555",
+        "'@SUM(A1)",
+        "x@example.com",
+    ]
+    assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+
+
+@pytest.mark.parametrize(
+    "text", ["email,name\n", "email,name\n\n,\n  \n"], ids=["no-rows", "blank"]
+)
+def test_a_file_with_a_header_and_no_rows_is_an_error(
+    store: Store, tmp_path: Path, text: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ImportFileError) as caught:
+        run(store, path)
+    assert str(caught.value) == f"{path}: the file has a header and no rows: nothing to import"

@@ -246,3 +246,184 @@ def test_the_file_name_must_be_a_date(ws: Workspace, tmp_path: Path) -> None:
     assert problems_for(ws, GOOD, name="latest.md") == [
         "issues/daily/latest.md: error: the file name must be the issue's date, like 2025-05-14.md"
     ]
+
+
+# -- #11: bounded time and memory, one line per mistake ------------------------------------
+
+BILLION_LAUGHS = """\
+---
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+---
+"""
+
+
+def test_a_billion_laughs_file_is_refused_in_bounded_time_and_memory(ws: Workspace) -> None:
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        found = problems_for(ws, BILLION_LAUGHS)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found == [
+        f"{PATH}:2: error: YAML anchors (&name) and aliases (*name) are not allowed in issue files"
+    ]
+    assert time.perf_counter() - start < 10  # a safety guard: it takes milliseconds
+    assert peak < 200 * 1024 * 1024
+
+
+def test_a_self_referencing_alias_is_one_line(ws: Workspace) -> None:
+    text = GOOD.replace("status: ready", "status: ready\nloop: &x [*x]")
+    assert problems_for(ws, text) == [
+        f"{PATH}:5: error: YAML anchors (&name) and aliases (*name) are not allowed in issue files"
+    ]
+
+
+@pytest.mark.parametrize("depth", [25, 5000, 100_000])
+def test_deep_nesting_is_an_error_not_a_recursion_error(ws: Workspace, depth: int) -> None:
+    text = GOOD.replace("status: ready", "status: ready\ndeep: " + "[" * depth + "]" * depth)
+    assert problems_for(ws, text) == [
+        f"{PATH}:5: error: the front matter is nested more than 20 levels deep"
+    ]
+
+
+def test_a_huge_integer_is_an_error(ws: Workspace) -> None:
+    text = GOOD.replace('subject: "Exporters get more help"', "subject: " + "9" * 5000)
+    assert problems_for(ws, text) == [
+        f"{PATH}:5: error: a number with 5000 digits is too long (at most 100)"
+    ]
+
+
+def test_an_issue_file_over_the_size_limit_is_refused_unread(ws: Workspace) -> None:
+    from newsletter.workspace import MAX_ISSUE_BYTES
+
+    text = GOOD + "x" * MAX_ISSUE_BYTES
+    assert problems_for(ws, text) == [
+        f"{PATH}: error: the file is {len(text.encode()):,} bytes: issue files are limited "
+        f"to {MAX_ISSUE_BYTES:,} bytes"
+    ]
+
+
+def test_a_fifo_is_refused_without_being_opened(ws: Workspace) -> None:
+    import os
+
+    path = ws.root / PATH
+    path.unlink()
+    os.mkfifo(path)
+    _, problems = load_issue(path, ws.config, PATH)
+    assert [p.format() for p in problems] == [f"{PATH}: error: not a regular file"]
+
+
+def test_a_symlink_to_a_device_is_refused(ws: Workspace) -> None:
+    path = ws.root / PATH
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    _, problems = load_issue(path, ws.config, PATH)
+    assert [p.format() for p in problems] == [f"{PATH}: error: not a regular file"]
+
+
+def test_issue_files_lists_special_files_so_that_each_is_refused(ws: Workspace) -> None:
+    import os
+
+    fifo = ws.root / "issues/daily/2025-06-01.md"
+    os.mkfifo(fifo)
+    assert fifo in ws.issue_files()
+    assert ws.issue_files([fifo]) == [fifo]
+
+
+LINK_CASES = [
+    ("reference", "See [the report][r].\n\n[r]: /relative", "/relative", 23),
+    ("protocol-relative", "See [it][r].\n\n[r]: //host/x", "//host/x", 23),
+    ("image", "![chart](/img/chart.png)", "/img/chart.png", 21),
+    ("image-reference", "![chart][c]\n\n[c]: img.png", "img.png", 23),
+    ("autolink", "<ftp://files.example.com/x>", "ftp://files.example.com/x", 21),
+    ("link-in-image", "[![c](https://news.example.com/c.png)](/x)", "/x", 21),
+]
+
+
+@pytest.mark.parametrize(
+    ("note", "target", "line"), [c[1:] for c in LINK_CASES], ids=[c[0] for c in LINK_CASES]
+)
+def test_every_link_the_markdown_makes_must_be_absolute(
+    ws: Workspace, note: str, target: str, line: int
+) -> None:
+    text = GOOD.replace("The editor's *note*.", note)
+    found = problems_for(ws, text)
+    assert found == [f"{PATH}:{line}: error: link '{target}' is not an absolute http(s) URL"]
+
+
+def test_a_reference_link_in_a_summary_names_its_line(ws: Workspace) -> None:
+    text = GOOD.replace("Second paragraph, for subscribers.", "See [r].\n\n      [r]: /x")
+    assert problems_for(ws, text) == [f"{PATH}:18: error: link '/x' is not an absolute http(s) URL"]
+
+
+def test_absolute_links_of_every_kind_pass(ws: Workspace) -> None:
+    note = (
+        "[a][r] <https://news.example.com/auto> ![i](https://news.example.com/i.png) "
+        "[m](mailto:desk@example.com)\n\n[r]: https://news.example.com/ref"
+    )
+    assert problems_for(ws, GOOD.replace("The editor's *note*.", note)) == []
+
+
+def test_a_summary_over_its_limit_is_an_error_naming_the_field(ws: Workspace) -> None:
+    text = GOOD.replace("summary: Short.", "summary: " + "w" * 25_000)
+    assert problems_for(ws, text) == [
+        f"{PATH}:19: error: articles[1].summary: 25,000 characters is too long (at most 20,000)"
+    ]
+
+
+def test_a_note_over_its_limit_is_an_error(ws: Workspace) -> None:
+    text = GOOD.replace("The editor's *note*.", "w" * 60_000)
+    assert problems_for(ws, text) == [
+        f"{PATH}:21: error: the note: 60,000 characters is too long (at most 50,000)"
+    ]
+
+
+@pytest.mark.parametrize("char", ["\x07", "\x1b", "\x7f", "\x9b"])
+def test_a_control_character_in_a_text_field_names_its_line(ws: Workspace, char: str) -> None:
+    escaped = f"\\x{ord(char):02x}"
+    text = GOOD.replace('title: "Second story"', f'title: "Second{escaped}story"')
+    assert problems_for(ws, text) == [
+        f"{PATH}:17: error: articles[1].title: control character U+{ord(char):04X} is not allowed"
+    ]
+
+
+def test_a_control_character_in_the_note_names_its_line(ws: Workspace) -> None:
+    text = GOOD.replace("The editor's *note*.", "Line one.\nLine\x07two.")
+    assert problems_for(ws, text) == [
+        f"{PATH}:22: error: the note: control character U+0007 is not allowed"
+    ]
+
+
+def test_the_markdown_of_an_issue_is_bounded_in_total(ws: Workspace) -> None:
+    from newsletter.build.issuefile import MARKDOWN_LIMIT
+
+    head, rest = GOOD.split("articles:\n", 1)
+    stories = "".join(
+        f"  - title: Story {i}\n    url: https://news.example.com/x/{i}\n"
+        f"    summary: {'w' * 19_000}\n"
+        for i in range(10)
+    )
+    assert problems_for(ws, head + "articles:\n" + stories + rest) == [
+        f"{PATH}: error: the issue has 190,092 characters of Markdown (summaries, digests, "
+        f"who's who, note): at most {MARKDOWN_LIMIT:,}"
+    ]
+
+
+def test_unclosed_brackets_are_bounded(ws: Workspace) -> None:
+    """markdown-it reads unclosed '[' in quadratic time: 99,000 of them took 30 s."""
+    text = GOOD.replace("The editor's *note*.", "[" * 40_000)
+    assert problems_for(ws, text) == [
+        f"{PATH}: error: the issue's Markdown has 40,000 '[': at most 2,000"
+    ]

@@ -58,3 +58,24 @@ def test_broken_links_are_reported_with_their_line(
         f"issues/daily/2025-05-20.md:12: error: broken link {server}/missing: HTTP 404\n"
         "1 error, 0 warnings\n"
     )
+
+
+def test_reference_links_and_autolinks_are_checked_too(
+    runner: CliRunner, workspace: Path, server: str
+) -> None:
+    """--links follows every link the Markdown renders, not only `[text](url)` (#11)."""
+    path = workspace / "issues/daily/2025-05-20.md"
+    path.write_text(
+        "---\nnewsletter: daily\ndate: 2025-05-20\nstatus: ready\nsubject: Links\npreheader: Links\narticles:\n"
+        f"  - title: Fine\n    url: {server}/fine\n    summary: |\n      See [this][r].\n\n"
+        f"      [r]: {server}/missing\n"
+        "---\n"
+        f"Also <{server}/missing#auto>.\n"
+    )
+    result = runner.invoke(cli, ["-w", str(workspace), "check", "--links", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"issues/daily/2025-05-20.md:13: error: broken link {server}/missing: HTTP 404\n"
+        f"issues/daily/2025-05-20.md:15: error: broken link {server}/missing#auto: HTTP 404\n"
+        "2 errors, 0 warnings\n"
+    )

@@ -98,3 +98,48 @@ def test_text_from_the_issue_is_escaped_in_the_html(ws: Workspace) -> None:
     assert "<script>alert(1)</script>" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Robotaxis get" in html
     assert "&lt;img src=x onerror=alert(1)&gt; Three operators" in html
+
+
+def test_a_template_that_includes_itself_is_one_line(ws: Workspace) -> None:
+    override(ws, "email/partials/footer.mjml.j2", '{% include "email/partials/footer.mjml.j2" %}\n')
+    assert one_issue(ws) == [
+        "templates/email/partials/footer.mjml.j2:1: error: template error: the template "
+        "includes, extends or calls itself without end"
+    ]
+
+
+def test_a_template_that_extends_itself_is_one_line(ws: Workspace) -> None:
+    override(ws, "email/daily.mjml.j2", '{% extends "email/daily.mjml.j2" %}\n')
+    assert one_issue(ws) == [
+        "templates/email/daily.mjml.j2:1: error: template error: the template "
+        "includes, extends or calls itself without end"
+    ]
+
+
+def test_a_recursive_macro_is_one_line(ws: Workspace) -> None:
+    override(
+        ws,
+        "email/partials/footer.mjml.j2",
+        "{% macro loop(n) %}{{ loop(n + 1) }}{% endmacro %}\n{{ loop(0) }}\n",
+    )
+    assert one_issue(ws) == [
+        "templates/email/partials/footer.mjml.j2:1: error: template error: the template "
+        "includes, extends or calls itself without end"
+    ]
+
+
+def test_output_without_the_unsubscribe_link_is_never_written(ws: Workspace) -> None:
+    """A footer a template (or a renderer that drops content) lost is an error: the law
+    and the inboxes require the link in every email."""
+    override(
+        ws,
+        "email/partials/footer.mjml.j2",
+        "<mj-section><mj-column><mj-text><p>{{ pub.address }}</p></mj-text></mj-column>"
+        "</mj-section>\n",
+    )
+    assert one_issue(ws) == [
+        "issues/daily/2025-05-14.md: error: free.html has no unsubscribe link "
+        "(%%unsubscribe_url%%): the footer is missing",
+        "issues/daily/2025-05-14.md: error: premium.html has no unsubscribe link "
+        "(%%unsubscribe_url%%): the footer is missing",
+    ]

@@ -109,3 +109,42 @@ def test_which_issue(workspace: Path, runner: CliRunner) -> None:
     result = runner.invoke(cli, ["-w", str(workspace), "preview", "daily/2031-01-01"])
     assert result.exit_code == 1
     assert result.output.strip() == "Error: issues/daily/2031-01-01.md: no such issue file"
+
+
+def test_a_billion_laughs_file_is_shown_in_the_page(workspace: Path) -> None:
+    from tests.build.test_issuefile import BILLION_LAUGHS
+
+    with client(workspace) as c:
+        (workspace / ISSUE).write_text(BILLION_LAUGHS)
+        c.app.state.preview.reload()  # type: ignore[attr-defined]
+        shell = c.get("/")
+        assert (
+            "issues/daily/2025-05-14.md:2: error: YAML anchors (&amp;name) and aliases "
+            "(*name) are not allowed in issue files" in shell.text
+        )
+
+
+def test_the_watcher_survives_any_error_and_shows_it(workspace: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """An unexpected failure of the renderer must not end the watch loop (the page would
+    never reload again): it is shown in the page, and the next change renders again."""
+    import newsletter.web.preview as web_preview
+
+    with client(workspace) as c:
+        state = c.app.state.preview  # type: ignore[attr-defined]
+        version = state.version
+
+        def broken(root: Path, path: Path) -> object:
+            raise RecursionError("maximum recursion depth exceeded")
+
+        monkeypatch.setattr(web_preview, "render_preview", broken)
+        state.reload()  # what the watch loop runs (in a thread) on each change
+        assert state.version == version + 1
+        shell = c.get("/")
+        assert (
+            "issues/daily/2025-05-14.md: error: the preview could not render the issue: "
+            "RecursionError: maximum recursion depth exceeded" in shell.text
+        )
+        assert c.get("/email").status_code == 422
+        monkeypatch.undo()
+        state.reload()
+        assert "<iframe" in c.get("/").text
