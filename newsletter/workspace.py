@@ -54,6 +54,11 @@ class Workspace:
         return self.root / "build"
 
     @property
+    def outbox_dir(self) -> Path:
+        """Where the outbox backend writes: <newsletter>/<date>/ per issue, notices/."""
+        return self.root / "outbox"
+
+    @property
     def database_url(self) -> str:
         """NEWSLETTER_DATABASE_URL if set (keeps a password out of the config), else the
         config's `database`; a relative SQLite path is relative to the workspace."""

@@ -94,7 +94,7 @@ def run_send(plan: SendPlan, store: Store, on_progress: Progress | None = None) 
     workspace = plan.workspace
     content = plan.content
     now = options.now or dt.datetime.now(dt.UTC)
-    outbox = workspace.root / "outbox" / content.newsletter / content.date.isoformat()
+    outbox = workspace.outbox_dir / content.newsletter / content.date.isoformat()
     if options.test:
         outbox = outbox / "test"
     send_at = int(options.at.timestamp()) if options.at is not None else None

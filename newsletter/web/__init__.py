@@ -82,7 +82,7 @@ def create_app(
     app.state.pages = environment(workspace.templates_dir)
     app.state.clock = clock
     app.state.now = lambda: dt.datetime.fromtimestamp(clock(), dt.UTC)
-    app.state.outbox_dir = outbox_dir or workspace.root / "outbox" / "notices"
+    app.state.outbox_dir = outbox_dir or workspace.outbox_dir / "notices"
     key = webhook.verification_key(config.sendgrid.webhook_verification_key)
     app.state.webhook_verifier = (
         webhook.Verifier(key, config.sendgrid.webhook_max_age, clock) if key else None
