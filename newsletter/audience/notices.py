@@ -41,8 +41,9 @@ def confirmation(
     now: dt.datetime,
     valid_days: int,
 ) -> Notice:
-    """The double opt-in email: one signed link that expires, to a page with a button."""
-    token = signer.make("confirm", subscriber_id)
+    """The double opt-in email: one signed link that expires, to a page with a button. The
+    link names the newsletters this email names, so it confirms those and nothing else."""
+    token = signer.make("confirm", subscriber_id, names=newsletters)
     url = f"{config.publication.root_url}/confirm/{token}"
     titles = [config.newsletters[key].title for key in newsletters]
     first = config.newsletters[newsletters[0]]

@@ -9,6 +9,7 @@ than `per_address` times a day, or downgrade an existing subscription to pending
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from newsletter.audience import addresses
@@ -79,9 +80,13 @@ class Confirmed:
     suppressed: bool
 
 
-def confirm(store: Store, subscriber_id: int, *, now: dt.datetime) -> Confirmed | None:
-    """Every pending subscription of this subscriber becomes subscribed (idempotent).
-    None if they no longer exist (erased since)."""
+def confirm(
+    store: Store, subscriber_id: int, newsletters: Sequence[str], *, now: dt.datetime
+) -> Confirmed | None:
+    """The pending subscriptions among `newsletters` (those the confirmation email named)
+    become subscribed (idempotent); any other pending one stays pending, since this email
+    never asked about it (someone else may have added it since). None if the subscriber no
+    longer exists (erased since)."""
     with store.begin() as conn:
         person = q.by_id(conn, subscriber_id)
         if person is None:
@@ -89,7 +94,8 @@ def confirm(store: Store, subscriber_id: int, *, now: dt.datetime) -> Confirmed 
         if q.suppressed(conn, [person.email_hash]):
             return Confirmed(person.email, [], suppressed=True)
         subs = q.subscriptions_of(conn, person.id)
-        pending = sorted(k for k, s in subs.items() if s["status"] == "pending")
+        named = set(newsletters)
+        pending = sorted(k for k, s in subs.items() if s["status"] == "pending" and k in named)
         for key in pending:
             q.set_status(conn, person.id, key, "subscribed", "double-opt-in", now, existed=True)
         q.record(

@@ -23,7 +23,7 @@ def _subscriber(request: Request) -> int | None:
         data = request.app.state.signer.read("preferences", request.path_params["token"])
     except TokenError:
         return None
-    return data.subscriber_id if data.newsletter is None else None
+    return data.subscriber_id if not data.names else None
 
 
 async def _page(request: Request, subscriber_id: int, **values: Any) -> HTMLResponse:
