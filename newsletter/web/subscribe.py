@@ -22,7 +22,7 @@ from starlette.responses import Response
 from newsletter.audience import addresses, optin
 from newsletter.errors import NewsletterError, TokenError
 from newsletter.web.limits import client_key
-from newsletter.web.pages import error, mask, offered, render
+from newsletter.web.pages import error, mail, mask, offered, render
 from newsletter.web.security import checked_form, csrf_token, origin, policy
 
 log = logging.getLogger("newsletter.web")
@@ -109,12 +109,12 @@ def _sign_up(request: Request, email: str, chosen: list[str]) -> None:
         log.error("sign-up of %s not recorded: %s", mask(email), exc)
         return
     if signup is not None:
-        _mail_confirmation(request, signup)
+        mail_confirmation(request, signup)
 
 
-def _mail_confirmation(request: Request, signup: optin.Signup) -> None:
+def mail_confirmation(request: Request, signup: optin.Signup) -> None:
+    """The double opt-in email naming exactly `signup.newsletters` (a worker thread)."""
     from newsletter.audience.notices import confirmation
-    from newsletter.send.notice import deliver_notice
 
     state = request.app.state
     config = state.config
@@ -129,17 +129,10 @@ def _mail_confirmation(request: Request, signup: optin.Signup) -> None:
             state.now(),
             config.serve.confirm_days,
         )
-        outcome = deliver_notice(config, config.serve.backend, state.outbox_dir, notice)
-    except (NewsletterError, OSError) as exc:
+    except NewsletterError as exc:
         log.error("confirmation email for subscriber %s not sent: %s", signup.subscriber_id, exc)
         return
-    if outcome.state != "sent":
-        log.error(
-            "confirmation email for subscriber %s: %s %s",
-            signup.subscriber_id,
-            outcome.state,
-            outcome.error,
-        )
+    mail(request, notice, signup.subscriber_id)
 
 
 def _confirming(request: Request) -> tuple[int, tuple[str, ...]] | str:
