@@ -249,3 +249,23 @@ def test_additions_from_the_page_keep_the_per_address_limit(
     assert len(outbox(service)) == 3  # signups_per_address: three a day, sign-ups included
     assert "could not email a confirmation for Green Economy" in last.text
     assert newsletters(service)["green"] == "unsubscribed"
+
+
+def test_a_data_link_is_redacted_from_the_log(
+    service: TestClient, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.audience import selfservice
+    from newsletter.errors import StoreError
+
+    ask_by_email(service, "data")
+    path = data_link(outbox(service)[0])
+    page = service.get(path).text
+
+    def locked(*_args: object) -> None:
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(selfservice, "data_of", locked)
+    with caplog.at_level("ERROR", logger="newsletter.web"):
+        assert service.post(path, data={"csrf": csrf(page)}).status_code == 503
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "POST /data/[token]" in text and path.rsplit("/", 1)[1] not in text
