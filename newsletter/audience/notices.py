@@ -1,4 +1,5 @@
-"""Notices: the one-off emails the service sends a single person (the sign-up confirmation),
+"""Notices: the one-off emails the service sends a single person (the sign-up confirmation,
+the link that downloads or erases one's data),
 as opposed to issues sent to a list. Rendered from templates a publication may override
 (`templates/notices/…`). This module holds their content only: `send.notice` delivers them
 through the same backends as issues, and `send.message` writes their MIME."""
@@ -41,8 +42,9 @@ def confirmation(
     now: dt.datetime,
     valid_days: int,
 ) -> Notice:
-    """The double opt-in email: one signed link that expires, to a page with a button."""
-    token = signer.make("confirm", subscriber_id)
+    """The double opt-in email: one signed link that expires, to a page with a button. The
+    link names the newsletters this email names, so it confirms those and nothing else."""
+    token = signer.make("confirm", subscriber_id, names=newsletters)
     url = f"{config.publication.root_url}/confirm/{token}"
     titles = [config.newsletters[key].title for key in newsletters]
     first = config.newsletters[newsletters[0]]
@@ -65,6 +67,49 @@ def confirmation(
         sender=sender,
         reply_to=first.reply_to,
         message_id=make_msgid("confirm", domain=sender.rsplit("@", 1)[1]),
+        date=now,
+    )
+
+
+DATA_ACTIONS = ("download", "delete")  # the word a data token carries
+
+
+def data_request(
+    config: Config,
+    pages: jinja2.Environment,
+    signer: Signer,
+    subscriber_id: int,
+    email: str,
+    action: str,
+    now: dt.datetime,
+) -> Notice:
+    """The email that makes sure the address itself asked for its data or its erasure (a
+    preferences link may be a forwarded email's): one signed link that expires in an hour,
+    to a page with a button."""
+    from newsletter.audience.tokens import DATA_MAX_AGE
+
+    if action not in DATA_ACTIONS:
+        raise ValueError(f"no data action {action!r}")
+    token = signer.make("data", subscriber_id, names=[action])
+    first = next(iter(config.newsletters.values()))
+    sender_name, sender = parseaddr(first.sender)
+    values = {
+        "pub": config.publication,
+        "colors": config.publication.colors,
+        "action": action,
+        "url": f"{config.publication.root_url}/data/{token}",
+        "minutes": DATA_MAX_AGE // 60,
+    }
+    return Notice(
+        kind="data",
+        to=email,
+        subject=f"Confirm you want to {action} your data",
+        text=pages.get_template("notices/data.txt.j2").render(values),
+        html=pages.get_template("notices/data.html.j2").render(values),
+        sender_name=sender_name or config.publication.name,
+        sender=sender,
+        reply_to=first.reply_to,
+        message_id=make_msgid("data", domain=sender.rsplit("@", 1)[1]),
         date=now,
     )
 

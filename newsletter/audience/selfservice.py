@@ -1,8 +1,11 @@
 """What a subscriber does by link, with the id a signed token carries (never an address):
 one-click unsubscribe, their preferences, their data (the right of access), erasure.
 
-The link proves the mailbox, so none of this asks for a second confirmation. (The editor's
-commands on the same lists are `subscribers`.)
+A link in an email proves only that one holds the email, and emails get forwarded: it may
+unsubscribe and leave newsletters at once, but a newsletter added on the preferences page
+goes through double opt-in (`optin`), and the data and erasure are for the holder of a
+fresh, short-lived link mailed to the address (the web service checks it before calling
+`data_of` or `forget_id`). (The editor's commands on the same lists are `subscribers`.)
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from newsletter.audience import optin
+from newsletter.audience.optin import Signup
 from newsletter.audience.subscribers import forget
 from newsletter.store import Store
 from newsletter.store import people as q
@@ -79,46 +84,61 @@ def profile(store: Store, subscriber_id: int) -> Profile | None:
         )
 
 
+@dataclass(frozen=True)
+class Changes:
+    """What a save of the preferences form did."""
+
+    changes: dict[str, str]  # key → new status: unsubscribed, or pending (awaiting confirmation)
+    signup: Signup | None  # the confirmation to mail for the newsletters added
+    limited: list[str]  # added but left alone: the address had its confirmation emails today
+
+
 def set_newsletters(
     store: Store,
     subscriber_id: int,
     wanted: set[str],
     offered: set[str],
     *,
+    per_address: int,
     method: str = "preferences",
     now: dt.datetime | None = None,
-) -> dict[str, str] | None:
-    """Subscribe to the `wanted` newsletters among `offered`, unsubscribe from the rest. The
-    link proves the mailbox, so no second confirmation; a suppressed address changes nothing.
-    Returns the changes (key → new status), None if the subscriber no longer exists."""
+) -> Changes | None:
+    """Leave the `offered` newsletters not `wanted` at once; the `wanted` ones not yet
+    subscribed nor pending become pending, with one confirmation to mail naming exactly them
+    (the link may be a forwarded email's: adding is a sign-up like any other, limited alike).
+    A suppressed address changes nothing. None if the subscriber no longer exists."""
     now = now or _now()
     with store.begin() as conn:
         person = q.by_id(conn, subscriber_id)
         if person is None:
             return None
         if q.suppressed(conn, [person.email_hash]):
-            return {}
+            return Changes({}, None, [])
         subs = q.subscriptions_of(conn, person.id)
-        changes: dict[str, str] = {}
-        for key in sorted(offered):
-            was = subs.get(key, {}).get("status")
-            new = "subscribed" if key in wanted else "unsubscribed"
-            if was == new or (was is None and new == "unsubscribed"):
-                continue
-            q.set_status(conn, person.id, key, new, method, now, existed=was is not None)
-            changes[key] = new
+        was = {key: subs.get(key, {}).get("status") for key in sorted(offered)}
+        leaving = [k for k, s in was.items() if k not in wanted and s in ("subscribed", "pending")]
+        adding = [k for k, s in was.items() if k in wanted and s not in ("subscribed", "pending")]
+        for key in leaving:
+            q.set_status(conn, person.id, key, "unsubscribed", method, now, existed=True)
         q.record(
             conn,
             [
-                q.ConsentEvent(person.email_hash, person.id, key, status, method, now)
-                for key, status in changes.items()
+                q.ConsentEvent(person.email_hash, person.id, key, "unsubscribed", method, now)
+                for key in leaving
             ],
         )
-        return changes
+        changes = dict.fromkeys(leaving, "unsubscribed")
+        if adding and optin.over_limit(conn, person.email_hash, per_address, now):
+            return Changes(changes, None, adding)
+        optin.make_pending(conn, person, subs, adding, method, now)
+        changes.update(dict.fromkeys(adding, "pending"))
+        signup = Signup(person.id, person.email, adding) if adding else None
+        return Changes(changes, signup, [])
 
 
 def data_of(store: Store, subscriber_id: int) -> dict[str, Any] | None:
-    """Everything the store holds on one subscriber (the right of access), as JSON values."""
+    """Everything the store holds on one subscriber (the right of access), as JSON values:
+    only for the holder of a data link (mailed to the address, for a download)."""
     from newsletter.store import events as eq
 
     with store.begin() as conn:
@@ -159,7 +179,7 @@ def data_of(store: Store, subscriber_id: int) -> dict[str, Any] | None:
 
 
 def forget_id(store: Store, subscriber_id: int, *, method: str = "preferences") -> bool:
-    """`forget` for the holder of a preferences link."""
+    """`forget` for the holder of a data link (mailed to the address, for erasure)."""
     with store.begin() as conn:
         person = q.by_id(conn, subscriber_id)
     if person is None:

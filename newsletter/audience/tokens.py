@@ -1,9 +1,12 @@
-"""Signed tokens for the links in an email: unsubscribe, preferences, confirm.
+"""Signed tokens for the links in an email: unsubscribe, preferences, confirm, data.
 
 HMAC-SHA256 (itsdangerous), one salt per purpose so a token made for one purpose never
-verifies for another. The payload names the subscriber by id and the newsletter by key:
-no email address is readable in it. Unsubscribe and preferences tokens do not expire (an
-unsubscribe link in a two-year-old email must still work); confirm tokens expire.
+verifies for another. The payload names the subscriber by id, then the words the link is
+for: the newsletter (unsubscribe), the newsletters a confirmation email named (confirm:
+it confirms those and nothing else), or the action a data link allows (data: "download"
+or "delete"). No email address is readable in it. Unsubscribe and preferences tokens do not
+expire (an unsubscribe link in a two-year-old email must still work); confirm tokens expire
+after days, data tokens after an hour (they give away or erase everything on a reader).
 
 The secret comes from NEWSLETTER_SECRET, or from the workspace's untracked `.secrets` file
 that `newsletter init` (or `newsletter secret`) creates. It is never printed. (The forms' CSRF
@@ -18,7 +21,7 @@ import os
 import re
 import secrets as random_secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -26,17 +29,24 @@ from typing import Any, Literal
 from newsletter.config import SECRET_ENV, Environment
 from newsletter.errors import SecretError, TokenError
 
-Purpose = Literal["unsubscribe", "preferences", "confirm"]
-PURPOSES: tuple[Purpose, ...] = ("unsubscribe", "preferences", "confirm")
+Purpose = Literal["unsubscribe", "preferences", "confirm", "data"]
+PURPOSES: tuple[Purpose, ...] = ("unsubscribe", "preferences", "confirm", "data")
 SECRET_FILE = ".secrets"
 MIN_SECRET = 32
 CONFIRM_MAX_AGE = 7 * 24 * 3600
+DATA_MAX_AGE = 3600
+MAX_NAMES = 32
 
 
 @dataclass(frozen=True)
 class TokenData:
     subscriber_id: int
-    newsletter: str | None
+    names: tuple[str, ...] = ()  # the words after the id: newsletter keys, or an action
+
+    @property
+    def newsletter(self) -> str | None:
+        """The one newsletter an unsubscribe link names (None unless exactly one)."""
+        return self.names[0] if len(self.names) == 1 else None
 
 
 def load_secret(workspace_root: Path) -> str:
@@ -73,7 +83,9 @@ def create_secret_file(workspace_root: Path) -> Path | None:
     return path
 
 
-_PAYLOAD = re.compile(r"^(\d{1,12})(?:\.([a-z0-9][a-z0-9_-]{0,63}))?$")
+_WORD = r"[a-z0-9][a-z0-9_-]{0,63}"
+_PAYLOAD = re.compile(rf"^(\d{{1,12}})((?:\.{_WORD}){{0,{MAX_NAMES}}})$")
+_WORD_RE = re.compile(rf"^{_WORD}$")
 
 
 class Signer:
@@ -110,10 +122,24 @@ class Signer:
         self._b64 = base64_encode
         self._int_to_bytes = int_to_bytes
 
-    def make(self, purpose: Purpose, subscriber_id: int, newsletter: str | None = None) -> str:
+    def make(
+        self,
+        purpose: Purpose,
+        subscriber_id: int,
+        newsletter: str | None = None,
+        *,
+        names: Sequence[str] = (),
+    ) -> str:
         """The same bytes as itsdangerous' TimestampSigner.sign (which reads them back), built
-        with its own helpers but without its per-call overhead: a send makes millions."""
-        payload = f"{subscriber_id}.{newsletter}" if newsletter else str(subscriber_id)
+        with its own helpers but without its per-call overhead: a send makes millions.
+        `names` are the words of a confirm or data token (checked: they must read back)."""
+        if names:
+            words = [newsletter, *names] if newsletter else list(names)
+            if len(words) > MAX_NAMES or not all(_WORD_RE.match(w) for w in words):
+                raise ValueError(f"a token cannot carry {words!r}")
+            payload = ".".join([str(subscriber_id), *words])
+        else:
+            payload = f"{subscriber_id}.{newsletter}" if newsletter else str(subscriber_id)
         stamp = self._b64(self._int_to_bytes(int(self.clock()))).decode()
         value = f"{payload}.{stamp}"
         mac = hmac.new(self._keys[purpose], value.encode(), hashlib.sha256).digest()
@@ -124,6 +150,8 @@ class Signer:
 
         if max_age is None and purpose == "confirm":
             max_age = CONFIRM_MAX_AGE
+        if purpose == "data":  # never longer than an hour, whatever the caller asks
+            max_age = min(max_age or DATA_MAX_AGE, DATA_MAX_AGE)
         try:
             payload = self._signers[purpose].unsign(token, max_age=max_age).decode("ascii")
         except SignatureExpired:
@@ -133,7 +161,8 @@ class Signer:
         m = _PAYLOAD.match(payload)
         if m is None:
             raise TokenError("this link is not valid")
-        return TokenData(int(m.group(1)), m.group(2))
+        words = m.group(2)
+        return TokenData(int(m.group(1)), tuple(words[1:].split(".")) if words else ())
 
 
 class Stamp:

@@ -88,6 +88,8 @@ def create_app(
         webhook.Verifier(key, config.sendgrid.webhook_max_age, clock) if key else None
     )
     app.state.limiter = ClientLimiter(config.serve.signups_per_client)
+    # data and erasure links mailed per subscriber a day (this process's memory)
+    app.state.data_limiter = ClientLimiter(config.serve.signups_per_address, window=24 * 3600)
     app.state.store = store or open_store(
         workspace.database_url, setting=workspace.database_setting
     )  # last: nothing fails after it
@@ -102,7 +104,7 @@ async def _not_found(request: Any, exc: Any) -> Any:
     return error(request, message, status)
 
 
-_TOKEN_PATH = re.compile(r"/(unsubscribe|preferences|confirm)/[^/?#\s\"']+")
+_TOKEN_PATH = re.compile(r"/(unsubscribe|preferences|confirm|data)/[^/?#\s\"']+")
 
 
 def redact(text: str) -> str:
@@ -112,8 +114,8 @@ def redact(text: str) -> str:
 
 class RedactTokens(logging.Filter):
     """No log line shows a link's token (the access log, the service's own lines, uvicorn's
-    errors and tracebacks): a preferences token in a log file would let whoever reads it
-    download that subscriber's data."""
+    errors and tracebacks): a token in a log file would let whoever reads it act for that
+    subscriber (a data token: download their data, or erase them)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str):

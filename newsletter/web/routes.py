@@ -20,12 +20,15 @@ def routes(workspace: Workspace) -> list[Route]:
         # a link in every email: GET shows, POST acts (RFC 8058 one-click, no CSRF token)
         Route("/unsubscribe/{token}", unsubscribe.page, methods=["GET"]),
         Route("/unsubscribe/{token}", unsubscribe.one_click, methods=["POST"]),
+        # the footer link: it may take newsletters away; adding one is a sign-up, and the
+        # data and erasure buttons only mail the address a link (a forwarded email is not it)
         Route("/preferences/{token}", preferences.page, methods=["GET"]),
         Route("/preferences/{token}", preferences.save, methods=["POST"]),
-        Route("/preferences/{token}/data", preferences.confirm_data, methods=["GET"]),
-        Route("/preferences/{token}/data", preferences.data, methods=["POST"]),
-        Route("/preferences/{token}/delete", preferences.confirm_delete, methods=["GET"]),
-        Route("/preferences/{token}/delete", preferences.delete, methods=["POST"]),
+        Route("/preferences/{token}/data", preferences.request_data, methods=["POST"]),
+        Route("/preferences/{token}/delete", preferences.request_delete, methods=["POST"]),
+        # that link, valid an hour: GET shows a button, POST downloads or erases
+        Route("/data/{token}", preferences.data_page, methods=["GET"]),
+        Route("/data/{token}", preferences.data_act, methods=["POST"]),
         # double opt-in
         Route("/subscribe", subscribe.page, methods=["GET"]),
         Route("/subscribe", subscribe.submit, methods=["POST"]),

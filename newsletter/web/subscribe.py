@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.background import BackgroundTask
@@ -21,7 +22,7 @@ from starlette.responses import Response
 from newsletter.audience import addresses, optin
 from newsletter.errors import NewsletterError, TokenError
 from newsletter.web.limits import client_key
-from newsletter.web.pages import error, mask, offered, render
+from newsletter.web.pages import error, mail, mask, offered, render
 from newsletter.web.security import checked_form, csrf_token, origin, policy
 
 log = logging.getLogger("newsletter.web")
@@ -108,12 +109,12 @@ def _sign_up(request: Request, email: str, chosen: list[str]) -> None:
         log.error("sign-up of %s not recorded: %s", mask(email), exc)
         return
     if signup is not None:
-        _mail_confirmation(request, signup)
+        mail_confirmation(request, signup)
 
 
-def _mail_confirmation(request: Request, signup: optin.Signup) -> None:
+def mail_confirmation(request: Request, signup: optin.Signup) -> None:
+    """The double opt-in email naming exactly `signup.newsletters` (a worker thread)."""
     from newsletter.audience.notices import confirmation
-    from newsletter.send.notice import deliver_notice
 
     state = request.app.state
     config = state.config
@@ -128,21 +129,15 @@ def _mail_confirmation(request: Request, signup: optin.Signup) -> None:
             state.now(),
             config.serve.confirm_days,
         )
-        outcome = deliver_notice(config, config.serve.backend, state.outbox_dir, notice)
-    except (NewsletterError, OSError) as exc:
+    except NewsletterError as exc:
         log.error("confirmation email for subscriber %s not sent: %s", signup.subscriber_id, exc)
         return
-    if outcome.state != "sent":
-        log.error(
-            "confirmation email for subscriber %s: %s %s",
-            signup.subscriber_id,
-            outcome.state,
-            outcome.error,
-        )
+    mail(request, notice, signup.subscriber_id)
 
 
-def _confirming(request: Request) -> int | str:
-    """The subscriber id, or the message to show."""
+def _confirming(request: Request) -> tuple[int, tuple[str, ...]] | str:
+    """The subscriber id and the newsletters the email named, or the message to show. A
+    link from before #11 names none: refused (it would confirm whatever is pending now)."""
     max_age = request.app.state.config.serve.confirm_days * 24 * 3600
     try:
         data = request.app.state.signer.read("confirm", request.path_params["token"], max_age)
@@ -150,7 +145,14 @@ def _confirming(request: Request) -> int | str:
         if "expired" in str(exc):
             return "This confirmation link has expired: please sign up again."
         return "This confirmation link is not valid."
-    return data.subscriber_id
+    if not data.names:
+        return "This confirmation link no longer works: please sign up again."
+    return data.subscriber_id, data.names
+
+
+def _titles(request: Request, keys: Sequence[str]) -> list[str]:
+    newsletters = request.app.state.config.newsletters
+    return [newsletters[k].title for k in keys if k in newsletters]
 
 
 async def confirm_page(request: Request) -> Response:
@@ -161,6 +163,7 @@ async def confirm_page(request: Request) -> Response:
         request,
         "confirm",
         done=False,
+        titles=_titles(request, found[1]),
         csrf=csrf_token(request, request.path_params["token"]),
         action=request.url.path,
     )
@@ -173,20 +176,18 @@ async def confirm(request: Request) -> Response:
     if await checked_form(request, request.path_params["token"]) is None:
         return error(request, "This form has expired: reload the page and try again.", 403)
     state = request.app.state
-    result = await run_in_threadpool(optin.confirm, state.store, found, now=state.now())
+    subscriber_id, named = found
+    result = await run_in_threadpool(
+        optin.confirm, state.store, subscriber_id, named, now=state.now()
+    )
     if result is None or result.suppressed:
         return error(request, "We cannot send newsletters to this address.", 410)
-    titles = [
-        state.config.newsletters[k].title
-        for k in result.newsletters
-        if k in state.config.newsletters
-    ]
-    preferences = state.signer.make("preferences", found)
+    preferences = state.signer.make("preferences", subscriber_id)
     return render(
         request,
         "confirm",
         done=True,
         email=mask(result.email),
-        titles=titles,
+        titles=_titles(request, result.newsletters),
         preferences=f"/preferences/{preferences}",
     )

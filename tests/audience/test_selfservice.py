@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 from newsletter.audience.addresses import parse
+from newsletter.audience.optin import Signup
 from newsletter.audience.selfservice import (
+    Changes,
     Unsubscribed,
     data_of,
     forget_id,
@@ -44,20 +46,25 @@ def test_one_click_unsubscribes_once_and_says_so(store: Store) -> None:
     assert actions == [("subscribed", "command"), ("unsubscribed", "one-click")]
 
 
-def test_preferences_change_only_what_is_offered_and_record_each_change(store: Store) -> None:
+def test_preferences_leave_at_once_add_through_opt_in_and_record_each_change(
+    store: Store,
+) -> None:
     jane = _jane(store)
-    changes = set_newsletters(store, jane, {"weekly"}, {"daily", "weekly"}, now=NOW)
-    assert changes == {"daily": "unsubscribed", "weekly": "subscribed"}
-    assert set_newsletters(store, jane, {"weekly"}, {"daily", "weekly"}, now=NOW) == {}
+    changes = set_newsletters(store, jane, {"weekly"}, {"daily", "weekly"}, per_address=3, now=NOW)
+    assert changes == Changes(
+        {"daily": "unsubscribed", "weekly": "pending"}, Signup(jane, JANE, ["weekly"]), []
+    )
+    again = set_newsletters(store, jane, {"weekly"}, {"daily", "weekly"}, per_address=3, now=NOW)
+    assert again == Changes({}, None, [])  # still pending: no second email
     found = profile(store, jane)
     assert found is not None
-    assert found.newsletters == {"daily": "unsubscribed", "weekly": "subscribed"}
+    assert found.newsletters == {"daily": "unsubscribed", "weekly": "pending"}
     data = data_of(store, jane)
     assert data is not None
     assert [(e["newsletter"], e["action"], e["method"]) for e in data["consent_history"]] == [
         ("daily", "subscribed", "command"),
         ("daily", "unsubscribed", "preferences"),
-        ("weekly", "subscribed", "preferences"),
+        ("weekly", "pending", "preferences"),
     ]
 
 

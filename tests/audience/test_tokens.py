@@ -73,3 +73,17 @@ def test_tokens_are_exactly_what_itsdangerous_signs(monkeypatch: pytest.MonkeyPa
     ours = Signer(SECRET).make("unsubscribe", 42, "daily")
     reference = TimestampSigner(SECRET, salt="newsletter.unsubscribe", digest_method=hashlib.sha256)
     assert ours == reference.sign("42.daily").decode()
+
+
+def test_a_confirm_token_names_its_newsletters_and_a_data_token_lasts_an_hour() -> None:
+    now = [1_700_000_000.0]
+    signer = Signer(SECRET, lambda: now[0])
+    token = signer.make("confirm", 42, names=["daily", "green"])
+    assert signer.read("confirm", token).names == ("daily", "green")
+    assert signer.read("confirm", token).newsletter is None  # not an unsubscribe link's one
+    with pytest.raises(ValueError):
+        signer.make("confirm", 42, names=["not.a.key"])
+    data = signer.make("data", 42, names=["download"])
+    now[0] += 3601
+    with pytest.raises(TokenError, match=r"^this link has expired$"):
+        signer.read("data", data, max_age=10**9)  # no caller can stretch it

@@ -65,36 +65,80 @@ def test_the_unsubscribe_button(site, browser) -> None:  # type: ignore[no-untyp
     assert newsletters(site.store) == {"daily": "unsubscribed", "weekly": "subscribed"}
 
 
+def serious_violations(page) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page).response["violations"]
+    return [(v["id"], v["impact"]) for v in found if v["impact"] in ("serious", "critical")]
+
+
+def emailed_link(site, kind: str, seen: set[Path]) -> str:  # type: ignore[no-untyped-def]
+    """The path of the link in the next `kind` notice to arrive in the outbox."""
+    outbox = site.workspace / "outbox" / "notices"
+    deadline = time.monotonic() + 10
+    while True:
+        new = set(outbox.glob(f"*-{kind}-*.eml")) - seen if outbox.is_dir() else set()
+        if new:
+            break
+        assert time.monotonic() < deadline, f"no {kind} email in the outbox"
+        time.sleep(0.05)
+    (message,) = new
+    seen.add(message)
+    raw = message.read_text().replace("=\n", "")
+    link = re.search(r"https://newsletters\.harbourledger\.example/(?:data|confirm)/[^\s<\"]+", raw)
+    assert link
+    return urlsplit(link.group(0)).path
+
+
 def test_the_preferences_form(site, browser) -> None:  # type: ignore[no-untyped-def]
     page = open_page(browser, f"{site.url}/preferences/{token('preferences')}")
     assert page.evaluate(OVERFLOW) <= 0
+    assert serious_violations(page) == []
     page.get_by_label("The Daily Brief").uncheck()
     page.get_by_label("Green Economy").check()
     page.get_by_role("button", name="Save my choices").click()
     page.wait_for_selector("text=Saved.")
     assert page.evaluate(OVERFLOW) <= 0
+    # leaving is at once; joining is a sign-up: pending, and a confirmation email for it
+    page.get_by_text("We have emailed j***@example.com a link to confirm Green Economy").wait_for()
     assert newsletters(site.store) == {
         "daily": "unsubscribed",
         "weekly": "subscribed",
-        "green": "subscribed",
+        "green": "pending",
     }
     assert page.get_by_label("Green Economy").is_checked()
-    # "download my data" asks first, then the browser downloads a JSON file
-    page.get_by_role("link", name="Download my data").click()
-    page.wait_for_selector("text=Download your data?")
+    seen: set[Path] = set()
+    confirm = open_page(browser, site.url + emailed_link(site, "confirm", seen))
+    confirm.get_by_role("button", name="Confirm my subscription").click()
+    confirm.wait_for_selector("text=You are subscribed")
+    assert newsletters(site.store)["green"] == "subscribed"
+    # "download my data" emails a link; its page asks, then the browser downloads a JSON file
+    page.get_by_role("button", name="Download my data").click()
+    page.wait_for_selector("text=Check your inbox")
     assert page.evaluate(OVERFLOW) <= 0
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Download my data").click()
+    ask = open_page(browser, site.url + emailed_link(site, "data", seen))
+    ask.wait_for_selector("text=Download your data?")
+    assert ask.evaluate(OVERFLOW) <= 0
+    assert serious_violations(ask) == []
+    with ask.expect_download() as download:
+        ask.get_by_role("button", name="Download my data").click()
     assert download.value.suggested_filename == "my-newsletter-data.json"
     data = json.loads(Path(download.value.path()).read_text())
     assert data["subscriber"]["email"] == "jane.doe@example.com"
+    ask.get_by_role("link", name="Back to your newsletters").click()
+    ask.wait_for_selector("text=Your newsletters")
+    # "delete me" emails a link too, whose page asks first and fits a phone
     page.get_by_role("link", name="Back to your newsletters").click()
-    page.wait_for_selector("text=Your newsletters")
-    # "delete me" asks first, on a page that fits a phone too
-    page.get_by_role("link", name="Delete me").click()
-    page.wait_for_selector("text=Delete everything about you?")
-    assert page.evaluate(OVERFLOW) <= 0
+    page.get_by_role("button", name="Delete me").click()
+    page.wait_for_selector("text=Check your inbox")
+    delete = open_page(browser, site.url + emailed_link(site, "data", seen))
+    delete.wait_for_selector("text=Delete everything about you?")
+    assert delete.evaluate(OVERFLOW) <= 0
+    assert serious_violations(delete) == []
     assert newsletters(site.store)  # asking changed nothing
+    delete.get_by_role("button", name="Yes, delete me").click()
+    delete.wait_for_selector("text=We have erased your address")
+    assert newsletters(site.store) == {}
 
 
 def test_subscribe_then_confirm_from_the_email(site, browser) -> None:  # type: ignore[no-untyped-def]

@@ -251,3 +251,40 @@ def test_the_client_limit_forgets_quiet_clients_once_a_window() -> None:
     assert len(limiter._seen) == 1001  # nobody is forgotten inside the window
     assert limiter.allow("late", 25)  # a window later, one sweep drops the quiet ones
     assert set(limiter._seen) == {"late"}
+
+
+# -- #11 rule 8: a confirmation confirms exactly what its email named ---------------------------
+
+
+def test_a_confirmation_link_confirms_only_the_newsletters_its_email_named(
+    service: TestClient, clock: Clock
+) -> None:
+    sign_up(service, "shared@example.net", "daily")
+    clock.advance(60)
+    sign_up(service, "shared@example.net", "weekly")  # someone else, later, same address
+    first, second = outbox(service)
+    assert first["Subject"] == "Confirm your subscription to The Daily Brief"
+    assert second["Subject"] == "Confirm your subscription to The Week's Must-Reads"
+    path = confirm_link(first)
+    page = service.get(path)
+    assert "The Daily Brief" in page.text and "Must-Reads" not in page.text
+    done = service.post(path, data={"csrf": csrf(page.text)})
+    assert done.status_code == 200 and "will receive The Daily Brief." in done.text
+    assert status(service, "shared@example.net") == {"daily": "subscribed", "weekly": "pending"}
+    # the second email's link confirms the second request, and only it
+    later = confirm_link(second)
+    service.post(later, data={"csrf": csrf(service.get(later).text)})
+    assert status(service, "shared@example.net") == {"daily": "subscribed", "weekly": "subscribed"}
+
+
+def test_an_old_confirmation_link_naming_no_newsletter_is_refused(service: TestClient) -> None:
+    from newsletter.audience.tokens import Signer
+    from tests.conftest import WEB_SECRET
+
+    sign_up(service, "old.link@example.net", "daily")
+    subscriber = int(confirm_link(outbox(service)[0]).rsplit("/", 1)[1].split(".")[0])
+    old = "/confirm/" + Signer(WEB_SECRET).make("confirm", subscriber)  # as issued before #11
+    page = service.get(old)
+    assert page.status_code == 400 and "please sign up again" in page.text
+    assert service.post(old, data={"csrf": "anything"}).status_code == 400
+    assert status(service, "old.link@example.net") == {"daily": "pending"}
