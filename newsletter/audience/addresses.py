@@ -1,9 +1,16 @@
 """Email addresses: validated by email-validator, stored as given, matched by a key.
 
-The key is what makes two spellings one subscriber: the domain lowercased and the whole
-address Unicode-normalised (NFC), as email-validator normalises it; the local part keeps
-its case (RFC 5321). The hash of the key is what the suppression list keeps, so an erased
-address stays blocked without being stored.
+The key (`key_of`, the one rule) is what makes two spellings one subscriber: the address
+Unicode-normalised (NFC) as email-validator normalises it, the domain lowercased and the
+local part case-folded too. RFC 5321 lets a mailbox tell `Zoe` from `zoe`, but no major
+provider does, and every ESP matches them as one: suppression, erasure, the sign-up limit
+and duplicate detection must, or an erased reader comes back by a change of case. The
+address itself is stored and sent as given. The hash of the key is what the suppression list
+keeps, so an erased address stays blocked without being stored.
+
+Before schema revision 0006 the local part kept its case in the key: a suppression made
+then of an address no longer stored (an erasure) could not be re-keyed, so it is still
+matched by that old hash (`Address.hashes`).
 
 Most addresses are plain ASCII: a strict regular expression recognises those that
 email-validator is certain to accept (checked against it in the tests), which makes a
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 
 MAX_LENGTH = 254
@@ -30,8 +38,21 @@ class InvalidAddress(ValueError):
 @dataclass(frozen=True)
 class Address:
     email: str  # as given, trimmed
-    key: str  # what identifies the subscriber
+    key: str  # what identifies the subscriber: `key_of` the normalised address
     hash: str  # sha256 of the key: what the suppression list keeps
+    legacy_hash: str | None = None  # the pre-0006 key's hash, when it differs
+
+    @property
+    def hashes(self) -> tuple[str, ...]:
+        """Every hash a suppression of this address may be kept under."""
+        return (self.hash,) if self.legacy_hash is None else (self.hash, self.legacy_hash)
+
+
+def key_of(normalized: str) -> str:
+    """The matching key of an address in email-validator's normalised form (which is also
+    the pre-0006 key): the one rule, for every lookup and for the migration that re-keys."""
+    local, _, domain = normalized.rpartition("@")
+    return f"{unicodedata.normalize('NFC', local.casefold())}@{domain.lower()}"
 
 
 def hash_key(key: str) -> str:
@@ -39,7 +60,8 @@ def hash_key(key: str) -> str:
 
 
 def _plain(email: str) -> str | None:
-    """The key of an ASCII address email-validator would accept as is, else None."""
+    """The normalised form of an ASCII address email-validator would accept as is, else
+    None."""
     m = _PLAIN.fullmatch(email)
     if not m or len(email) > MAX_LENGTH or len(m.group(1)) > 64:
         return None
@@ -54,13 +76,15 @@ def parse(raw: str, check_deliverability: bool = False) -> Address:
     email = raw.strip()
     if not email:
         raise InvalidAddress("no email address")
-    key = None if check_deliverability else _plain(email)
-    if key is None:
+    normalized = None if check_deliverability else _plain(email)
+    if normalized is None:
         from email_validator import EmailNotValidError, validate_email
 
         try:
             result = validate_email(email, check_deliverability=check_deliverability)
         except EmailNotValidError as exc:
             raise InvalidAddress(str(exc)) from None
-        key = result.normalized
-    return Address(email, key, hash_key(key))
+        normalized = result.normalized
+    key = key_of(normalized)
+    legacy = hash_key(normalized) if normalized != key else None
+    return Address(email, key, hash_key(key), legacy)

@@ -46,7 +46,7 @@ def request(
     except addresses.InvalidAddress as exc:
         raise SubscriberError(f"'{email}' is not a valid address: {exc}") from None
     with store.begin() as conn:
-        if q.suppressed(conn, [address.hash]):
+        if q.suppressed(conn, address.hashes):
             return None
         recent = q.requests_since(conn, address.hash, METHOD, now - dt.timedelta(days=1))
         person = q.by_key(conn, address.key)

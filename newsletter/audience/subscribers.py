@@ -62,7 +62,7 @@ def add(
     now = now or _now()
     address = _address(email)
     with store.begin() as conn:
-        reason = q.suppressed(conn, [address.hash]).get(address.hash)
+        reason = next(iter(q.suppressed(conn, address.hashes).values()), None)
         if reason:
             raise SubscriberError(f"{email} is on the suppression list ({reason}): not added")
         person = q.by_key(conn, address.key)
