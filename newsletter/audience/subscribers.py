@@ -155,11 +155,23 @@ def remove(
         return targets
 
 
+@dataclass(frozen=True)
+class Forgotten:
+    deleted: bool  # a subscriber record was deleted (else none was held)
+    outbox_files: int  # messages addressed to them removed from the outbox
+
+
 def forget(
-    store: Store, email: str, *, method: str = "command", now: dt.datetime | None = None
-) -> bool:
+    store: Store,
+    email: str,
+    *,
+    outbox: Path | None = None,
+    method: str = "command",
+    now: dt.datetime | None = None,
+) -> Forgotten:
     """Erase: personal data deleted; the hash stays on the suppression list so that no later
-    import can bring the address back. Returns whether a subscriber record was deleted."""
+    import can bring the address back. The `outbox` folder (a delivery log of .eml files:
+    issues, test sends, notices) loses every message addressed to them, in any case."""
     now = now or _now()
     address = _address(email)
     with store.begin() as conn:
@@ -168,7 +180,33 @@ def forget(
             q.delete_subscriber(conn, person.id)
         q.suppress(conn, [q.Suppression(address.hash, "erased", method, now)])
         q.record(conn, [q.ConsentEvent(address.hash, None, None, "erased", method, now)])
-        return person is not None
+    removed = 0
+    for path in addressed_to(outbox, address.key) if outbox is not None else []:
+        path.unlink(missing_ok=True)
+        removed += 1
+    return Forgotten(person is not None, removed)
+
+
+def addressed_to(outbox: Path, key: str) -> Iterator[Path]:
+    """The outbox's files whose To names the address with this key. Files are named by
+    subscriber id or by notice, so the To header is what says whose a message is."""
+    from email.parser import HeaderParser
+    from email.utils import getaddresses
+
+    if not outbox.is_dir():
+        return
+    for path in sorted(outbox.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        head = path.read_bytes().split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+        headers = HeaderParser().parsestr(head.decode("utf-8", "replace"), headersonly=True)
+        for _, email in getaddresses(headers.get_all("To", [])):
+            try:
+                if email and addresses.parse(email).key == key:
+                    yield path
+                    break
+            except addresses.InvalidAddress:
+                continue
 
 
 @dataclass

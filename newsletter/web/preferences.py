@@ -97,7 +97,10 @@ async def delete(request: Request) -> Response:
         return error(request, INVALID)
     if await checked_form(request, request.path_params["token"]) is None:
         return error(request, "This form has expired: reload the page and try again.", 403)
-    await run_in_threadpool(selfservice.forget_id, request.app.state.store, subscriber_id)
+    outbox = request.app.state.workspace.root / "outbox"
+    await run_in_threadpool(
+        selfservice.forget_id, request.app.state.store, subscriber_id, outbox=outbox
+    )
     return render(request, "delete", done=True)
 
 

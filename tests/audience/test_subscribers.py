@@ -8,7 +8,16 @@ from pathlib import Path
 import pytest
 
 from newsletter.audience.importer import Importer
-from newsletter.audience.subscribers import StatsRow, add, export, forget, listing, remove, stats
+from newsletter.audience.subscribers import (
+    Forgotten,
+    StatsRow,
+    add,
+    export,
+    forget,
+    listing,
+    remove,
+    stats,
+)
 from newsletter.errors import SubscriberError
 from newsletter.store import Store, open_store
 
@@ -50,7 +59,7 @@ def test_remove_without_a_newsletter_unsubscribes_from_all(store: Store) -> None
 
 def test_a_suppressed_or_invalid_address_cannot_be_added(store: Store) -> None:
     add(store, "gone@example.com", "daily")
-    assert forget(store, "gone@example.com") is True
+    assert forget(store, "gone@example.com") == Forgotten(deleted=True, outbox_files=0)
     with pytest.raises(
         SubscriberError,
         match=r"^gone@example.com is on the suppression list \(erased\): not added$",
