@@ -156,48 +156,50 @@ def test_case_variants_of_one_address_are_merged_and_the_suppression_holds(db_ur
     engine.dispose()
 
     store = open_store(db_url)
-    with store.begin() as conn:
-        assert migrate.current(conn) == "0006"
-        assert conn.execute(text("SELECT COUNT(*) FROM suppressions")).scalar() == 3  # all kept
-        zoe = q.by_key(conn, "zoe.kwan@example.com")
-        assert zoe is not None
-        assert (zoe.id, zoe.email, zoe.name, zoe.email_hash) == (
-            2,
-            "Zoe.Kwan@Example.com",
-            "Zoe",
-            hash_key("zoe.kwan@example.com"),
-        )
-        assert q.statuses(conn, [1, 2, 3, 4]) == {
-            (2, "daily"): "unsubscribed",  # the later wish (#1's unsubscribe) wins
-            (2, "weekly"): "subscribed",
-            (4, "daily"): "subscribed",
-        }
-        assert [
-            (e["subscriber_id"], e["newsletter"], e["action"], e["method"])
-            for e in q.history(conn, zoe.email_hash)
-        ] == [
-            (2, "daily", "subscribed", "import"),
-            (2, "daily", "unsubscribed", "import"),
-            (2, "weekly", "subscribed", "import"),
-            (2, None, "suppressed", "import"),
-            (2, None, "merged", "migration"),
-            (2, None, "merged", "migration"),
+    try:
+        with store.begin() as conn:
+            assert migrate.current(conn) == "0006"
+            assert conn.execute(text("SELECT COUNT(*) FROM suppressions")).scalar() == 3  # all kept
+            zoe = q.by_key(conn, "zoe.kwan@example.com")
+            assert zoe is not None
+            assert (zoe.id, zoe.email, zoe.name, zoe.email_hash) == (
+                2,
+                "Zoe.Kwan@Example.com",
+                "Zoe",
+                hash_key("zoe.kwan@example.com"),
+            )
+            assert q.statuses(conn, [1, 2, 3, 4]) == {
+                (2, "daily"): "unsubscribed",  # the later wish (#1's unsubscribe) wins
+                (2, "weekly"): "subscribed",
+                (4, "daily"): "subscribed",
+            }
+            assert [
+                (e["subscriber_id"], e["newsletter"], e["action"], e["method"])
+                for e in q.history(conn, zoe.email_hash)
+            ] == [
+                (2, "daily", "subscribed", "import"),
+                (2, "daily", "unsubscribed", "import"),
+                (2, "weekly", "subscribed", "import"),
+                (2, None, "suppressed", "import"),
+                (2, None, "merged", "migration"),
+                (2, None, "merged", "migration"),
+            ]
+            assert [r.email for r in q.recipients(conn, "daily")] == ["ann@example.com"]
+            assert list(q.recipients(conn, "weekly")) == []  # suppressed in every case
+            assert q.by_key(conn, "ann@example.com").email_hash == old[4]  # type: ignore[union-attr]
+        assert [(e.email, e.suppressed) for e in listing(store)] == [
+            ("ann@example.com", None),
+            ("Zoe.Kwan@Example.com", "bounce"),
         ]
-        assert [r.email for r in q.recipients(conn, "daily")] == ["ann@example.com"]
-        assert list(q.recipients(conn, "weekly")) == []  # suppressed in every case
-        assert q.by_key(conn, "ann@example.com").email_hash == old[4]  # type: ignore[union-attr]
-    assert [(e.email, e.suppressed) for e in listing(store)] == [
-        ("ann@example.com", None),
-        ("Zoe.Kwan@Example.com", "bounce"),
-    ]
-    for spelling in (
-        "zoe.kwan@example.com",
-        "Zoe.Kwan@example.com",
-        "ZOE.KWAN@EXAMPLE.COM",
-        "zOe.KwAn@example.com",
-    ):
-        with pytest.raises(SubscriberError, match=r"suppression list \(bounce\)"):
-            add(store, spelling, "green")
-    with pytest.raises(SubscriberError, match=r"suppression list \(erased\)"):
-        add(store, "Gone.Reader@example.com", "green")
-    store.close()
+        for spelling in (
+            "zoe.kwan@example.com",
+            "Zoe.Kwan@example.com",
+            "ZOE.KWAN@EXAMPLE.COM",
+            "zOe.KwAn@example.com",
+        ):
+            with pytest.raises(SubscriberError, match=r"suppression list \(bounce\)"):
+                add(store, spelling, "green")
+        with pytest.raises(SubscriberError, match=r"suppression list \(erased\)"):
+            add(store, "Gone.Reader@example.com", "green")
+    finally:
+        store.close()
