@@ -23,6 +23,7 @@ from newsletter.errors import SubscriberError
 from newsletter.store import Connection, Store
 from newsletter.store import people as q
 
+HEADER_BYTES = 65536  # more than any outbox message's headers (each line is at most 998)
 EXPORT_COLUMNS = [
     "email",
     "name",
@@ -198,7 +199,9 @@ def addressed_to(outbox: Path, key: str) -> Iterator[Path]:
     for path in sorted(outbox.rglob("*")):
         if path.is_symlink() or not path.is_file():
             continue
-        head = path.read_bytes().split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+        with path.open("rb") as handle:  # the headers are at the start
+            start = handle.read(HEADER_BYTES)
+        head = start.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
         headers = HeaderParser().parsestr(head.decode("utf-8", "replace"), headersonly=True)
         for _, email in getaddresses(headers.get_all("To", [])):
             try:
