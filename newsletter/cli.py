@@ -311,12 +311,16 @@ def remove(ctx: click.Context, email: str, newsletter: str | None) -> None:
 @click.argument("email")
 @click.pass_context
 def forget(ctx: click.Context, email: str) -> None:
-    """Erase an address: personal data deleted, kept suppressed by its hash."""
+    """Erase an address: personal data and its outbox files deleted, kept suppressed by its
+    hash."""
     from newsletter.audience.subscribers import forget as do_forget
 
-    with _user_errors(), _store(ctx) as (_ws, store):
-        deleted = do_forget(store, email)
-    what = "personal data deleted" if deleted else "no record held"
+    with _user_errors(), _store(ctx) as (ws, store):
+        done = do_forget(store, email, outbox=ws.outbox_dir)
+    what = "personal data deleted" if done.deleted else "no record held"
+    if done.outbox_files:
+        files = f"{done.outbox_files} outbox file{'s' if done.outbox_files != 1 else ''}"
+        what += f" and {files}" if done.deleted else f"; {files} deleted"
     click.echo(f"{email}: {what}; the address stays on the suppression list")
 
 

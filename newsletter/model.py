@@ -10,6 +10,8 @@ configuration (`config`) both validate with.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
@@ -55,3 +57,16 @@ class Recipient:
     email: str
     name: str
     tier: str
+
+
+def key_of(normalized: str) -> str:
+    """The matching key of an address in email-validator's normalised form (which is also
+    the pre-0006 key): the one rule, for every lookup (audience.addresses) and for the
+    migration that re-keys the store; case-folded in the local part too, as mailbox
+    providers and ESPs treat addresses."""
+    local, _, domain = normalized.rpartition("@")
+    return f"{unicodedata.normalize('NFC', local.casefold())}@{domain.lower()}"
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -161,3 +162,64 @@ def test_a_database_url_with_a_bad_port_is_one_line_naming_the_setting(
     assert result.stderr.startswith("Error: ")
     assert "NEWSLETTER_DATABASE_URL" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+
+
+def test_forget_removes_their_outbox_files_and_no_one_elses(
+    runner: CliRunner, sending: Path
+) -> None:
+    """#11 rule 19: the outbox is a delivery log; erasure leaves no copy of the address in it."""
+    import datetime as dt
+
+    from newsletter.audience.notices import Notice
+    from newsletter.send.backends.outbox import OutboxBackend
+
+    readers = sending / "readers.csv"
+    readers.write_text(
+        "email,name\nZoe.Kwan@example.com,Zoë\nann@example.com,Ann\nbob@example.com,Bob\n"
+    )
+    assert run(runner, sending, "import", str(readers), "--newsletter", "daily").exit_code == 0
+    cli_run = functools.partial(runner.invoke, cli, catch_exceptions=False)
+    sent = cli_run(["-w", str(sending), "send", "daily/2025-05-14", "--late"])
+    assert sent.exit_code == 0, sent.output
+    test = [
+        "send",
+        "daily/2025-05-14",
+        "--test",
+        "zoe.kwan@example.com",
+        "--test",
+        "ed@example.com",
+    ]
+    assert cli_run(["-w", str(sending), *test]).exit_code == 0
+    notices = OutboxBackend(sending / "outbox" / "notices")
+    for n, to in enumerate(["ZOE.KWAN@EXAMPLE.COM", "ann@example.com"]):
+        at = dt.datetime(2026, 3, 2, 9, n, tzinfo=dt.UTC)
+        notice = Notice(
+            "confirm",
+            to,
+            "Confirm",
+            "text",
+            "<p>html</p>",
+            "Brief",
+            "b@example.org",
+            None,
+            f"<n{n}@example.org>",
+            at,
+        )
+        assert notices.send_notice(notice).state == "sent"
+    outbox = sending / "outbox"
+    before = {p: p.read_bytes() for p in outbox.rglob("*.eml")}
+    assert sum(b"zoe.kwan@example.com" in data.lower() for data in before.values()) == 3
+
+    forgotten = run(runner, sending, "forget", "zoe.kwan@EXAMPLE.com")
+    assert forgotten.stdout == (
+        "zoe.kwan@EXAMPLE.com: personal data deleted and 3 outbox files; "
+        "the address stays on the suppression list\n"
+    )
+    after = {p: p.read_bytes() for p in outbox.rglob("*") if p.is_file()}
+    assert not [p for p, data in after.items() if b"zoe.kwan@example.com" in data.lower()]
+    assert after == {p: data for p, data in before.items() if b"zoe.kwan@" not in data.lower()}
+    assert len(after) == 4  # Ann's and Bob's issue, the editor's test, Ann's notice
+    again = run(runner, sending, "forget", "Zoe.Kwan@example.com")
+    assert again.stdout == (
+        "Zoe.Kwan@example.com: no record held; the address stays on the suppression list\n"
+    )

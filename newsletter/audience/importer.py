@@ -231,7 +231,7 @@ class Importer:
         record, and suppressed. Returns the rows fully handled here, and the rows that add a
         suppression."""
         if self._suppressions_at_start:
-            blocked = q.suppressed(conn, (i.address.hash for i in batch))
+            blocked = q.suppressed(conn, (h for i in batch for h in i.address.hashes))
         else:  # the list was empty: only this import's own suppressions can match
             blocked = {
                 i.address.hash: self._added[i.address.hash]
@@ -243,7 +243,7 @@ class Importer:
         new_suppressions: list[q.Suppression] = []
         before = dict(blocked)
         for n, item in enumerate(batch):
-            reason = before.get(item.address.hash)
+            reason = next((before[h] for h in item.address.hashes if h in before), None)
             if reason is not None:
                 done.add(n)
                 if item.row.suppress:

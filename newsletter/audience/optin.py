@@ -52,7 +52,7 @@ def request(
     except addresses.InvalidAddress as exc:
         raise SubscriberError(f"'{email}' is not a valid address: {exc}") from None
     with store.begin() as conn:
-        if q.suppressed(conn, [address.hash]):
+        if q.suppressed(conn, address.hashes):
             return None
         person = q.by_key(conn, address.key)
         subs = q.subscriptions_of(conn, person.id) if person else {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from newsletter.audience import optin
@@ -178,10 +179,13 @@ def data_of(store: Store, subscriber_id: int) -> dict[str, Any] | None:
         }
 
 
-def forget_id(store: Store, subscriber_id: int, *, method: str = "preferences") -> bool:
-    """`forget` for the holder of a data link (mailed to the address, for erasure)."""
+def forget_id(
+    store: Store, subscriber_id: int, *, method: str = "preferences", outbox: Path | None = None
+) -> bool:
+    """`forget` for the holder of a data link (mailed to the address, for erasure); their
+    outbox files go too."""
     with store.begin() as conn:
         person = q.by_id(conn, subscriber_id)
     if person is None:
         return False
-    return forget(store, person.email, method=method)
+    return forget(store, person.email, method=method, outbox=outbox).deleted

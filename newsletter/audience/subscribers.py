@@ -23,6 +23,7 @@ from newsletter.errors import SubscriberError
 from newsletter.store import Connection, Store
 from newsletter.store import people as q
 
+HEADER_BYTES = 65536  # more than any outbox message's headers (each line is at most 998)
 EXPORT_COLUMNS = [
     "email",
     "name",
@@ -62,7 +63,7 @@ def add(
     now = now or _now()
     address = _address(email)
     with store.begin() as conn:
-        reason = q.suppressed(conn, [address.hash]).get(address.hash)
+        reason = next(iter(q.suppressed(conn, address.hashes).values()), None)
         if reason:
             raise SubscriberError(f"{email} is on the suppression list ({reason}): not added")
         person = q.by_key(conn, address.key)
@@ -155,11 +156,23 @@ def remove(
         return targets
 
 
+@dataclass(frozen=True)
+class Forgotten:
+    deleted: bool  # a subscriber record was deleted (else none was held)
+    outbox_files: int  # messages addressed to them removed from the outbox
+
+
 def forget(
-    store: Store, email: str, *, method: str = "command", now: dt.datetime | None = None
-) -> bool:
+    store: Store,
+    email: str,
+    *,
+    outbox: Path | None = None,
+    method: str = "command",
+    now: dt.datetime | None = None,
+) -> Forgotten:
     """Erase: personal data deleted; the hash stays on the suppression list so that no later
-    import can bring the address back. Returns whether a subscriber record was deleted."""
+    import can bring the address back. The `outbox` folder (a delivery log of .eml files:
+    issues, test sends, notices) loses every message addressed to them, in any case."""
     now = now or _now()
     address = _address(email)
     with store.begin() as conn:
@@ -168,7 +181,35 @@ def forget(
             q.delete_subscriber(conn, person.id)
         q.suppress(conn, [q.Suppression(address.hash, "erased", method, now)])
         q.record(conn, [q.ConsentEvent(address.hash, None, None, "erased", method, now)])
-        return person is not None
+    removed = 0
+    for path in addressed_to(outbox, address.key) if outbox is not None else []:
+        path.unlink(missing_ok=True)
+        removed += 1
+    return Forgotten(person is not None, removed)
+
+
+def addressed_to(outbox: Path, key: str) -> Iterator[Path]:
+    """The outbox's files whose To names the address with this key. Files are named by
+    subscriber id or by notice, so the To header is what says whose a message is."""
+    from email.parser import HeaderParser
+    from email.utils import getaddresses
+
+    if not outbox.is_dir():
+        return
+    for path in sorted(outbox.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        with path.open("rb") as handle:  # the headers are at the start
+            start = handle.read(HEADER_BYTES)
+        head = start.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+        headers = HeaderParser().parsestr(head.decode("utf-8", "replace"), headersonly=True)
+        for _, email in getaddresses(headers.get_all("To", [])):
+            try:
+                if email and addresses.parse(email).key == key:
+                    yield path
+                    break
+            except addresses.InvalidAddress:
+                continue
 
 
 @dataclass

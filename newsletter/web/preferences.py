@@ -189,7 +189,8 @@ async def data_act(request: Request) -> Response:
         return error(request, EXPIRED_FORM, 403)
     store = request.app.state.store
     if action == "delete":
-        await run_in_threadpool(selfservice.forget_id, store, subscriber_id)
+        outbox = request.app.state.workspace.outbox_dir
+        await run_in_threadpool(selfservice.forget_id, store, subscriber_id, outbox=outbox)
         return render(request, "delete", done=True)
     found_data = await run_in_threadpool(selfservice.data_of, store, subscriber_id)
     if found_data is None:
