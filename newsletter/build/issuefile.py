@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from newsletter.build.issue import FrontMatter, Issue
 from newsletter.config import Config
+from newsletter.model import SUBJECT_LIMIT
 from newsletter.problems import LineMap, Loc, Problem, Problems, did_you_mean, from_validation_error
 from newsletter.workspace import parse_issue_name
 
@@ -198,7 +199,14 @@ def _check_consistency(
             line_of(("subject",)),
             "no preheader: inboxes will show the first words of the email instead",
         )
-    if len(fm.subject) > SUBJECT_MAX:
+    if len(fm.subject) > SUBJECT_LIMIT:
+        problems.error(
+            shown,
+            line_of(("subject",)),
+            f"subject is {len(fm.subject)} characters: over {SUBJECT_LIMIT}, "
+            "the longest a mail header can carry",
+        )
+    elif len(fm.subject) > SUBJECT_MAX:
         problems.warning(
             shown,
             line_of(("subject",)),

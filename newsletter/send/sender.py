@@ -24,7 +24,7 @@ from newsletter.errors import BackendRefused
 from newsletter.model import Recipient
 from newsletter.send.backends import get_backend
 from newsletter.send.backends.base import Backend, Outcome
-from newsletter.send.message import MessageFactory
+from newsletter.send.message import Message, MessageFactory
 from newsletter.send.plan import SendOptions, SendPlan
 from newsletter.store import Connection, Store, journal
 
@@ -115,6 +115,16 @@ def run_send(plan: SendPlan, store: Store, on_progress: Progress | None = None) 
         backend.close()
         report.seconds = time.perf_counter() - started
     return report
+
+
+def _build(factory: MessageFactory, c: journal.Claimed) -> Message | str:
+    """One recipient's message, or why it cannot be built: nothing about one recipient
+    (a name, an address the mail cannot carry) may stop the send for the others, so any
+    error here is that recipient's failure, never the send's."""
+    try:
+        return factory.build(Recipient(c.subscriber_id, c.email, c.name, c.tier))
+    except Exception as exc:  # the error is recorded as this recipient's outcome
+        return f"the message cannot be built: {exc}"
 
 
 def _send_tests(
@@ -271,22 +281,27 @@ class _ListSend:
             live = [c for c in claimed if c.still_subscribed]
             previous: Handed | None = None
             for start in range(0, len(live), backend.batch_size):
-                batch = live[start : start + backend.batch_size]
-                messages = [
-                    self.factory.build(Recipient(c.subscriber_id, c.email, c.name, c.tier))
-                    for c in batch
-                ]
+                rows = live[start : start + backend.batch_size]
+                built = [(c, _build(self.factory, c)) for c in rows]
+                batch = [c for c, m in built if isinstance(m, Message)]
+                messages = [m for _, m in built if isinstance(m, Message)]
+                broken = [(c, Outcome("failed", error=m)) for c, m in built if isinstance(m, str)]
                 ids = [c.journal_id for c in batch]
                 with self.store.begin() as conn:
                     if previous:
                         self.settle(conn, *previous)
+                    if broken:
+                        self.settle(conn, [c for c, _ in broken], [o for _, o in broken])
                     journal.mark(conn, ids, "inflight", self.now(), lease_until=self.now() + LEASE)
+                if not messages:
+                    previous = None
+                    continue
                 try:
                     previous = (batch, backend.send(messages))
                 except BackendRefused:  # the provider refused the request itself: nothing went out
                     with self.store.begin() as conn:
                         journal.mark(conn, ids, "pending", self.now(), worker="")
-                        rest = [c.journal_id for c in live[start + len(batch) :]]
+                        rest = [c.journal_id for c in live[start + len(rows) :]]
                         journal.mark(conn, rest, "pending", self.now(), worker="")
                     raise
             if previous:
