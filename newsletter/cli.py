@@ -471,6 +471,9 @@ def _parse_at(_ctx: Any, _param: Any, value: str | None) -> dt.datetime | None:
 @click.option(
     "--resend-unknown", is_flag=True, help="Send again the messages whose outcome is unknown."
 )
+@click.option(
+    "--retry-failed", is_flag=True, help="Send to the recipients an earlier run failed to reach."
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
@@ -485,10 +488,13 @@ def send(
     at: dt.datetime | None,
     late: bool,
     resend_unknown: bool,
+    retry_failed: bool,
     yes: bool,
     as_json: bool,
 ) -> None:
-    """Send ISSUE (a file, or <newsletter>/<date>) to its subscribers, exactly once."""
+    """Send ISSUE (a file, or <newsletter>/<date>) to its subscribers, exactly once.
+
+    Exit status 3 while any recipient's message failed or has an unknown outcome."""
     import json
 
     from newsletter.model import Tier
@@ -502,6 +508,7 @@ def send(
         late=late,
         at=at,
         resend_unknown=resend_unknown,
+        retry_failed=retry_failed,
         dry_run=dry_run,
     )
     with _user_errors(), _store(ctx) as (ws, store):
@@ -521,6 +528,7 @@ def send(
         if plan.resuming and plan.recipients == 0:
             click.echo(
                 f"{plan.issue_key} was sent already: {plan.already_sent} sent"
+                + (f", {plan.failed} failed ({RETRY_HINT})" if plan.failed else "")
                 + (
                     f", {plan.unknown} unknown (--resend-unknown to send them again)"
                     if plan.unknown
@@ -528,6 +536,9 @@ def send(
                 )
                 + "; nothing to send"
             )
+            _print_reasons(plan.failure_reasons)
+            if plan.failed or plan.unknown:
+                sys.exit(PARTIAL)
             return
         real = backend != "outbox" and not test
         if real and not yes:
@@ -556,8 +567,20 @@ def send(
             f"{report.skipped} skipped, {report.already_sent} already sent, "
             f"{report.unknown} unknown in {report.seconds:.1f} s ({report.rate:.0f}/s)"
         )
-    if report.failed or report.unknown:
+        if report.failed_total:
+            click.echo(f"{report.failed_total} failed, not sent ({RETRY_HINT}):")
+            _print_reasons(report.failure_reasons)
+    if report.failed_total or report.unknown:
         sys.exit(PARTIAL)
+
+
+RETRY_HINT = "--retry-failed to send to them again"
+
+
+def _print_reasons(reasons: list[tuple[str, int]]) -> None:
+    """The commonest reasons of the failures, counted."""
+    for reason, count in reasons:
+        click.echo(f"  {count} failed: {reason}")
 
 
 # -- the service --------------------------------------------------------------------------
@@ -646,6 +669,9 @@ def _print_stats(s: IssueStats) -> None:
     ]
     for label, value, share in rows:
         click.echo(f"  {label:<20}{value:>10}  {share}".rstrip())
+    if s.failed:
+        click.echo(f"Failed ({RETRY_HINT}):")
+        _print_reasons(s.failure_reasons)
     if s.top_links:
         click.echo("Top links (clicks, people):")
         for link in s.top_links:

@@ -4,7 +4,8 @@
 (once per issue) and works through them: claim a batch, build its messages, mark them in
 flight, hand them to the backend, record each outcome. Running it again resumes: nobody
 recorded as sent gets the issue twice; messages whose outcome is unknown are listed and sent
-again only on request.
+again only on request (--resend-unknown), and so are failed ones (--retry-failed): until
+then every run counts them, with their commonest reasons.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,6 +48,8 @@ class SendReport:
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     unknowns: list[str] = field(default_factory=list)
+    failed_total: int = 0  # failed and not yet sent after this run, earlier runs' included
+    failure_reasons: list[tuple[str, int]] = field(default_factory=list)  # the commonest, counted
 
     @property
     def rate(self) -> float:
@@ -65,6 +69,8 @@ class SendReport:
             "rate": round(self.rate, 1),
             "failures": [{"email": e, "error": r} for e, r in self.failures],
             "unknown_recipients": self.unknowns,
+            "failed_total": self.failed_total,
+            "failure_reasons": [{"error": e, "count": n} for e, n in self.failure_reasons],
         }
 
 
@@ -109,6 +115,9 @@ def run_send(plan: SendPlan, store: Store, on_progress: Progress | None = None) 
     try:
         if options.test:
             _send_tests(plan, factory, backend, report)
+            report.failed_total = report.failed
+            counted = Counter(error for _, error in report.failures)
+            report.failure_reasons = counted.most_common(3)
         else:
             _ListSend(plan, store, factory, backend, report, on_progress).run()
     finally:
@@ -203,6 +212,8 @@ class _ListSend:
             journal.recover(conn, self.issue, _is_dead, self.now(), settle=self.backend.settle)
             if self.options.resend_unknown:
                 journal.resend_unknown(conn, self.issue, self.now())
+            if self.options.retry_failed:
+                journal.retry_failed(conn, self.issue, self.now())
             states = journal.counts(conn, self.issue)
         self.report.recipients = sum(states.values()) - states["skipped"]
         self.report.already_sent = states["sent"]
@@ -309,12 +320,14 @@ class _ListSend:
                     self.settle(conn, *previous)
 
     def finish(self) -> None:
-        """Close the send if nothing is left, and report every unknown outcome, earlier
-        runs' included."""
+        """Close the send if nothing is left, and report every unknown outcome and every
+        failure still outstanding, earlier runs' included."""
         with self.store.begin() as conn:
             journal.finish(conn, self.issue, self.now())
             states = journal.counts(conn, self.issue)
             earlier_unknown = journal.rows(conn, self.issue, ["unknown"])
+            self.report.failure_reasons = journal.failure_reasons(conn, self.issue)
+        self.report.failed_total = states["failed"]
         self.report.unknown = states["unknown"]
         self.report.unknowns = [
             r["email"] or f"subscriber {r['subscriber_id']}" for r in earlier_unknown
