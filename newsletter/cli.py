@@ -23,27 +23,39 @@ if TYPE_CHECKING:
     from newsletter.workspace import Workspace
 
 
+def _shown(text: str) -> str:
+    """Text for a person: every configured secret masked (`Environment.mask`)."""
+    from newsletter.config import Environment
+
+    return Environment().mask(text)
+
+
 def _fail(message: str) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {_shown(message)}", err=True)
     sys.exit(1)
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """A NewsletterError becomes `Error: …` on stderr and exit status 1, never a traceback."""
+    """A NewsletterError becomes `Error: …` on stderr and exit status 1, never a traceback;
+    so does any other exception (a bug), named by its type. Either way secrets are masked."""
     from newsletter.errors import ConfigProblems, NewsletterError
 
     try:
         yield
     except ConfigProblems as exc:
         for problem in exc.problems:
-            click.echo(problem.format(), err=True)
+            click.echo(_shown(problem.format()), err=True)
         _fail(f"{len(exc.problems)} problem(s) in newsletter.toml")
     except NewsletterError as exc:
         _fail(str(exc))
     except OSError as exc:  # a folder we cannot write, a disk that is full…
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"{where}{exc.strerror or exc}")
+    except (click.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+        raise
+    except Exception as exc:  # a bug: its text may quote a secret (an HTTP header, a URL)
+        _fail(f"unexpected {type(exc).__name__}: {exc} (a bug: please report it)")
 
 
 def _workspace(ctx: click.Context) -> Workspace:
@@ -553,10 +565,10 @@ def send(
         with _send_progress(plan.recipients) as progress:
             report = run_send(plan, store, on_progress=progress)
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(_shown(json.dumps(report.to_json(), indent=2)))
     else:
         for email, error in report.failures[:50]:
-            click.echo(f"failed {email}: {error}", err=True)
+            click.echo(f"failed {email}: {_shown(error)}", err=True)
         for email in report.unknowns[:50]:
             click.echo(
                 f"unknown {email}: the outcome is unknown (--resend-unknown to send again)",
@@ -580,7 +592,7 @@ RETRY_HINT = "--retry-failed to send to them again"
 def _print_reasons(reasons: list[tuple[str, int]]) -> None:
     """The commonest reasons of the failures, counted."""
     for reason, count in reasons:
-        click.echo(f"  {count} failed: {reason}")
+        click.echo(f"  {count} failed: {_shown(reason)}")
 
 
 # -- the service --------------------------------------------------------------------------

@@ -19,9 +19,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from newsletter.audience.tokens import Signer
+from newsletter.config import Environment
 from newsletter.errors import BackendRefused
 from newsletter.model import Recipient
 from newsletter.send.backends import get_backend
@@ -149,7 +150,7 @@ def _send_tests(
             report.sent += 1
         elif outcome.state == "failed":
             report.failed += 1
-            report.failures.append((message.to, outcome.error))
+            report.failures.append((message.to, Environment().mask(outcome.error)))
         else:
             report.unknown += 1
             report.unknowns.append(message.to)
@@ -185,6 +186,7 @@ class _ListSend:
         self.total = 0  # pending when this process joined the send
         self.budget = 0  # messages this process may still claim (--limit)
         self.done = 0  # handed over and recorded, for the progress bar
+        self.mask = Environment().mask
 
     def now(self) -> dt.datetime:
         return self.options.now or dt.datetime.now(dt.UTC)
@@ -230,7 +232,9 @@ class _ListSend:
     def settle(
         self, conn: Connection, live: list[journal.Claimed], outcomes: list[Outcome]
     ) -> None:
-        """Record what became of handed-over messages, and count them."""
+        """Record what became of handed-over messages, and count them; an error is recorded
+        with every secret masked (a provider may echo the key)."""
+        outcomes = [replace(o, error=self.mask(o.error)) if o.error else o for o in outcomes]
         by_state: dict[str, list[int]] = {"sent": [], "failed": [], "unknown": []}
         for c, o in zip(live, outcomes, strict=True):
             by_state[o.state].append(c.journal_id)

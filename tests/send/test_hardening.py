@@ -21,7 +21,8 @@ from sqlalchemy import update
 
 from newsletter.cli import cli
 from newsletter.model import NAME_MAX, SUBJECT_LIMIT
-from tests.conftest import SmtpRecorder, use_smtp
+from tests.conftest import SENDGRID_KEY, SmtpRecorder, use_smtp
+from tests.sendgrid_fake import FakeSendGrid
 
 ISSUE = "daily/2025-05-14"
 LONG_NAME = " ".join(f"Name{i:04d}" for i in range(150))  # 1,349 characters
@@ -307,3 +308,72 @@ def test_an_smtp_server_refusing_for_a_while_fails_some_and_retry_failed_reaches
     assert (report["sent"], report["failed"], report["already_sent"]) == (2, 0, 3)
     assert (report["failed_total"], report["failure_reasons"]) == (0, [])
     assert sorted(smtp_server.received()) == readers  # each exactly once
+
+
+# -- rule 3: no secret in any text shown -----------------------------------------------------
+
+
+def sendgrid_send(root: Path, *extra: str):  # type: ignore[no-untyped-def]
+    return run(root, "send", ISSUE, "--late", "--backend", "sendgrid", "--yes", *extra)
+
+
+def use_sendgrid(root: Path, settings: str = "") -> None:
+    config = root / "newsletter.toml"
+    config.write_text(
+        config.read_text() + f"\n[sendgrid]\nretry_delay = 0.01\ntimeout = 2\n{settings}\n"
+    )
+
+
+def test_a_key_the_provider_echoes_is_masked_in_the_error_the_journal_and_stats(
+    sending: Path, fake_sendgrid: FakeSendGrid, db_url: str
+) -> None:
+    use_sendgrid(sending, "retries = 1")
+    subscribe(sending, 3)
+    fake_sendgrid.faults = [("echo", 401)]
+    refused = sendgrid_send(sending)
+    assert refused.exit_code == 1
+    assert refused.stderr == (
+        "Error: SendGrid refused the request (401): not allowed: Bearer <SENDGRID_API_KEY>\n"
+    )
+    fake_sendgrid.faults = [("echo", 500)] * 2
+    failed = sendgrid_send(sending, "--json")
+    assert failed.exit_code == 3
+    assert json.loads(failed.stdout)["failure_reasons"] == [
+        {
+            "error": "SendGrid answered 500 2 times: not allowed: Bearer <SENDGRID_API_KEY>",
+            "count": 3,
+        }
+    ]
+    again = sendgrid_send(sending)
+    stats = run(sending, "stats", ISSUE, "--json")
+    for shown in (refused.output, failed.output, again.output, stats.output):
+        assert SENDGRID_KEY not in shown
+    assert "<SENDGRID_API_KEY>" in again.stdout
+    from newsletter.store import journal, open_store
+
+    store = open_store(db_url)
+    with store.begin() as conn:
+        errors = [r["error"] for r in journal.rows(conn, ISSUE, ["failed"])]
+    store.close()
+    assert len(errors) == 3 and not any(SENDGRID_KEY in e for e in errors)
+
+
+def test_a_secret_an_http_client_quotes_in_an_unexpected_exception_is_masked(
+    sending: Path, fake_sendgrid: FakeSendGrid, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import urllib.request
+
+    def quoting(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # what http.client says of a header it will not send: the value, quoted
+        raise ValueError(f"Invalid header value {request.get_header('Authorization')!r}")
+
+    monkeypatch.setattr(urllib.request.OpenerDirector, "open", quoting)
+    use_sendgrid(sending)
+    subscribe(sending, 2)
+    result = sendgrid_send(sending)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "Error: unexpected ValueError: Invalid header value 'Bearer <SENDGRID_API_KEY>' "
+        "(a bug: please report it)\n"
+    )
+    assert SENDGRID_KEY not in result.output

@@ -5,7 +5,8 @@ each recipient's values travel as `substitutions` (HTML-escaped copies for the H
 under their own tags), `custom_args` carry opaque ids of the issue and subscriber for the
 event webhook (never the address: SendGrid keeps them), and a category names the newsletter.
 
-- the API key only from SENDGRID_API_KEY; masked in every error; and the library's HTTP
+- the API key only from SENDGRID_API_KEY; masked in every error by the one rule
+  (`config.Environment.mask`, applied by the sender and the CLI); and the library's HTTP
   client, which logs the Authorization header at DEBUG, is kept above DEBUG;
 - an explicit timeout on every request (the library has none);
 - 429: wait until X-RateLimit-Reset; 5xx: retried with backoff and jitter, bounded;
@@ -40,10 +41,6 @@ STOP_STATUSES = (400, 401, 403, 413)
 
 def _tag(name: str, part: str) -> str:
     return f"%%{name}.{part}%%"
-
-
-def _mask(text: str, key: str) -> str:
-    return text.replace(key, "SG.***") if key else text
 
 
 def _quiet_library_logging() -> None:
@@ -187,7 +184,7 @@ class SendGridBackend:
                 )
             except HTTPError as exc:
                 status = int(getattr(exc, "status_code", 0) or 0)
-                text = _mask(_error_text(exc), self.key)
+                text = _error_text(exc)
                 if status in STOP_STATUSES:
                     raise BackendRefused(
                         f"SendGrid refused the request ({status}): {text}"
@@ -217,13 +214,9 @@ class SendGridBackend:
                     time.sleep(waits[attempt])  # refused before anything was sent: safe to retry
                     attempt += 1
                     continue
-                return Outcome(
-                    "unknown", error=_mask(f"connection to SendGrid lost: {reason}", self.key)
-                )
+                return Outcome("unknown", error=f"connection to SendGrid lost: {reason}")
             except (ConnectionError, OSError) as exc:  # dropped after the request went out
-                return Outcome(
-                    "unknown", error=_mask(f"connection to SendGrid lost: {exc}", self.key)
-                )
+                return Outcome("unknown", error=f"connection to SendGrid lost: {exc}")
             message_id = ""
             headers = getattr(response, "headers", None)
             if headers is not None:
