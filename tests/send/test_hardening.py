@@ -21,7 +21,7 @@ from sqlalchemy import update
 
 from newsletter.cli import cli
 from newsletter.model import NAME_MAX, SUBJECT_LIMIT
-from tests.conftest import SENDGRID_KEY, SmtpRecorder, use_smtp
+from tests.conftest import SENDGRID_KEY, SmtpRecorder, free_port, use_smtp
 from tests.sendgrid_fake import FakeSendGrid
 
 ISSUE = "daily/2025-05-14"
@@ -377,3 +377,48 @@ def test_a_secret_an_http_client_quotes_in_an_unexpected_exception_is_masked(
         "(a bug: please report it)\n"
     )
     assert SENDGRID_KEY not in result.output
+
+
+# -- rule 4: no connection to SendGrid is a failure, not an unknown --------------------------
+
+
+@pytest.mark.parametrize("fault", ["refused", "dns", "tls"])
+def test_a_sendgrid_that_cannot_be_reached_fails_fast_and_retry_failed_sends_once(
+    sending: Path, fake_sendgrid: FakeSendGrid, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    import socket
+    import time
+
+    use_sendgrid(sending, "retries = 2\nbatch_size = 2\nparallel = 1")
+    readers = subscribe(sending, 5)
+    resolver = socket.getaddrinfo
+    if fault == "refused":  # a closed port on loopback
+        host, reason = f"http://127.0.0.1:{free_port()}", "[Errno 111] Connection refused"
+    elif fault == "dns":
+        host, reason = "https://api.sendgrid.invalid", "[Errno -2] Name or service not known"
+
+        def unknown(name, *args, **kwargs):  # type: ignore[no-untyped-def]
+            raise socket.gaierror(-2, "Name or service not known")
+
+        monkeypatch.setattr(socket, "getaddrinfo", unknown)
+    else:  # TLS to a server that speaks plain HTTP: the handshake fails
+        host, reason = fake_sendgrid.url.replace("http:", "https:"), "[SSL"
+    monkeypatch.setenv("SENDGRID_API_HOST", host)
+    started = time.monotonic()
+    first = sendgrid_send(sending, "--json")
+    assert time.monotonic() - started < 10
+    assert first.exit_code == 3, first.output
+    report = json.loads(first.stdout)
+    assert (report["sent"], report["failed"], report["unknown"]) == (0, 5, 0)
+    [(error, count)] = [(r["error"], r["count"]) for r in report["failure_reasons"]]
+    assert count == 5
+    assert error.startswith(f"cannot reach SendGrid at {host} (nothing sent): {reason}")
+    assert fake_sendgrid.attempts == 0
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)  # the API reachable again
+    monkeypatch.setenv("SENDGRID_API_HOST", fake_sendgrid.url)
+    again = sendgrid_send(sending)
+    assert again.exit_code == 3
+    assert again.stdout.startswith(f"{ISSUE} was sent already: 0 sent, 5 failed (--retry-failed")
+    retried = json.loads(sendgrid_send(sending, "--retry-failed", "--json").stdout)
+    assert (retried["sent"], retried["failed"], retried["unknown"]) == (5, 0, 0)
+    assert sorted(fake_sendgrid.recipients()) == readers  # each exactly once

@@ -11,6 +11,8 @@ event webhook (never the address: SendGrid keeps them), and a category names the
 - an explicit timeout on every request (the library has none);
 - 429: wait until X-RateLimit-Reset; 5xx: retried with backoff and jitter, bounded;
 - a timeout or a dropped connection after the request went out: the outcome is unknown;
+  no connection at all (refused, DNS, TLS handshake): nothing went out, so after the
+  retries it is failed, and later batches of the send try once each;
 - 400/401/403/413: BackendRefused, and the send stops with the API's own error text.
 """
 
@@ -66,6 +68,7 @@ class SendGridBackend:
         self.send_at = send_at
         self.factory: MessageFactory | None = None
         self._local = threading.local()
+        self._unreachable = False  # the last request could not reach the API at all
         _quiet_library_logging()
 
     def use(self, factory: MessageFactory) -> None:
@@ -207,16 +210,21 @@ class SendGridBackend:
                     error=f"no answer from SendGrid within {self.settings.timeout:g} s: {exc}",
                 )
             except urllib.error.URLError as exc:
-                reason = exc.reason
-                if isinstance(reason, TimeoutError):
-                    return Outcome("unknown", error=f"no answer from SendGrid: {reason}")
-                if isinstance(reason, ConnectionRefusedError) and attempt < len(waits):
-                    time.sleep(waits[attempt])  # refused before anything was sent: safe to retry
+                # urllib wraps only what fails before the request is written whole (DNS, a
+                # refused connection, the TLS handshake, a stalled write): SendGrid cannot
+                # have acted on it, so it is retried, then failed (--retry-failed), never unknown
+                if attempt < len(waits) and not self._unreachable:
+                    time.sleep(waits[attempt])
                     attempt += 1
                     continue
-                return Outcome("unknown", error=f"connection to SendGrid lost: {reason}")
+                self._unreachable = True  # the next batches try once each, not every retry
+                return Outcome(
+                    "failed",
+                    error=f"cannot reach SendGrid at {self.host} (nothing sent): {exc.reason}",
+                )
             except (ConnectionError, OSError) as exc:  # dropped after the request went out
                 return Outcome("unknown", error=f"connection to SendGrid lost: {exc}")
+            self._unreachable = False
             message_id = ""
             headers = getattr(response, "headers", None)
             if headers is not None:
