@@ -23,27 +23,39 @@ if TYPE_CHECKING:
     from newsletter.workspace import Workspace
 
 
+def _shown(text: str) -> str:
+    """Text for a person: every configured secret masked (`Environment.mask`)."""
+    from newsletter.config import Environment
+
+    return Environment().mask(text)
+
+
 def _fail(message: str) -> NoReturn:
-    click.echo(f"Error: {message}", err=True)
+    click.echo(f"Error: {_shown(message)}", err=True)
     sys.exit(1)
 
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """A NewsletterError becomes `Error: …` on stderr and exit status 1, never a traceback."""
+    """A NewsletterError becomes `Error: …` on stderr and exit status 1, never a traceback;
+    so does any other exception (a bug), named by its type. Either way secrets are masked."""
     from newsletter.errors import ConfigProblems, NewsletterError
 
     try:
         yield
     except ConfigProblems as exc:
         for problem in exc.problems:
-            click.echo(problem.format(), err=True)
+            click.echo(_shown(problem.format()), err=True)
         _fail(f"{len(exc.problems)} problem(s) in newsletter.toml")
     except NewsletterError as exc:
         _fail(str(exc))
     except OSError as exc:  # a folder we cannot write, a disk that is full…
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"{where}{exc.strerror or exc}")
+    except (click.ClickException, click.exceptions.Abort, click.exceptions.Exit):
+        raise
+    except Exception as exc:  # a bug: its text may quote a secret (an HTTP header, a URL)
+        _fail(f"unexpected {type(exc).__name__}: {exc} (a bug: please report it)")
 
 
 def _workspace(ctx: click.Context) -> Workspace:
@@ -475,6 +487,9 @@ def _parse_at(_ctx: Any, _param: Any, value: str | None) -> dt.datetime | None:
 @click.option(
     "--resend-unknown", is_flag=True, help="Send again the messages whose outcome is unknown."
 )
+@click.option(
+    "--retry-failed", is_flag=True, help="Send to the recipients an earlier run failed to reach."
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
@@ -489,10 +504,13 @@ def send(
     at: dt.datetime | None,
     late: bool,
     resend_unknown: bool,
+    retry_failed: bool,
     yes: bool,
     as_json: bool,
 ) -> None:
-    """Send ISSUE (a file, or <newsletter>/<date>) to its subscribers, exactly once."""
+    """Send ISSUE (a file, or <newsletter>/<date>) to its subscribers, exactly once.
+
+    Exit status 3 while any recipient's message failed or has an unknown outcome."""
     import json
 
     from newsletter.model import Tier
@@ -506,6 +524,7 @@ def send(
         late=late,
         at=at,
         resend_unknown=resend_unknown,
+        retry_failed=retry_failed,
         dry_run=dry_run,
     )
     with _user_errors(), _store(ctx) as (ws, store):
@@ -525,6 +544,7 @@ def send(
         if plan.resuming and plan.recipients == 0:
             click.echo(
                 f"{plan.issue_key} was sent already: {plan.already_sent} sent"
+                + (f", {plan.failed} failed ({RETRY_HINT})" if plan.failed else "")
                 + (
                     f", {plan.unknown} unknown (--resend-unknown to send them again)"
                     if plan.unknown
@@ -532,6 +552,9 @@ def send(
                 )
                 + "; nothing to send"
             )
+            _print_reasons(plan.failure_reasons)
+            if plan.failed or plan.unknown:
+                sys.exit(PARTIAL)
             return
         real = backend != "outbox" and not test
         if real and not yes:
@@ -546,10 +569,10 @@ def send(
         with _send_progress(plan.recipients) as progress:
             report = run_send(plan, store, on_progress=progress)
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        click.echo(_shown(json.dumps(report.to_json(), indent=2)))
     else:
         for email, error in report.failures[:50]:
-            click.echo(f"failed {email}: {error}", err=True)
+            click.echo(f"failed {email}: {_shown(error)}", err=True)
         for email in report.unknowns[:50]:
             click.echo(
                 f"unknown {email}: the outcome is unknown (--resend-unknown to send again)",
@@ -560,8 +583,20 @@ def send(
             f"{report.skipped} skipped, {report.already_sent} already sent, "
             f"{report.unknown} unknown in {report.seconds:.1f} s ({report.rate:.0f}/s)"
         )
-    if report.failed or report.unknown:
+        if report.failed_total:
+            click.echo(f"{report.failed_total} failed, not sent ({RETRY_HINT}):")
+            _print_reasons(report.failure_reasons)
+    if report.failed_total or report.unknown:
         sys.exit(PARTIAL)
+
+
+RETRY_HINT = "--retry-failed to send to them again"
+
+
+def _print_reasons(reasons: list[tuple[str, int]]) -> None:
+    """The commonest reasons of the failures, counted."""
+    for reason, count in reasons:
+        click.echo(f"  {count} failed: {_shown(reason)}")
 
 
 # -- the service --------------------------------------------------------------------------
@@ -650,6 +685,9 @@ def _print_stats(s: IssueStats) -> None:
     ]
     for label, value, share in rows:
         click.echo(f"  {label:<20}{value:>10}  {share}".rstrip())
+    if s.failed:
+        click.echo(f"Failed ({RETRY_HINT}):")
+        _print_reasons(s.failure_reasons)
     if s.top_links:
         click.echo("Top links (clicks, people):")
         for link in s.top_links:

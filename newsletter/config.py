@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -257,6 +258,7 @@ SMTP_PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
 SENDGRID_API_KEY_ENV = "SENDGRID_API_KEY"
 SENDGRID_API_HOST_ENV = "SENDGRID_API_HOST"
 SENDGRID_WEBHOOK_KEY_ENV = "SENDGRID_WEBHOOK_VERIFICATION_KEY"
+SECRET_ENVS = (SECRET_ENV, SMTP_PASSWORD_ENV, SENDGRID_API_KEY_ENV)  # masked wherever shown
 
 
 @dataclass(frozen=True)
@@ -293,6 +295,24 @@ class Environment:
     def sendgrid_webhook_verification_key(self) -> str | None:
         """A public key, so not a secret; wins over [sendgrid] webhook_verification_key."""
         return self._plain(SENDGRID_WEBHOOK_KEY_ENV)
+
+    def mask(self, text: str) -> str:
+        """`text` with every configured secret written as its variable's name: the one rule
+        for any text a person may see (an error, a failure's reason), whoever wrote it (a
+        provider echoing the key, an HTTP client quoting a header, a database driver)."""
+        values: dict[str, str] = {}
+        for name in SECRET_ENVS:
+            value = self.environ.get(name, "").strip()
+            if value:
+                values[value] = name
+                values[quote(value, safe="")] = name
+        password = urlsplit(self.environ.get(DATABASE_URL_ENV, "").strip()).password
+        if password:
+            values[password] = DATABASE_URL_ENV
+            values[unquote(password)] = DATABASE_URL_ENV
+        for value in sorted(values, key=len, reverse=True):  # a longer one may hold a shorter
+            text = text.replace(value, f"<{values[value]}>")
+        return text
 
     def _plain(self, name: str) -> str | None:
         return self.environ.get(name, "").strip() or None

@@ -93,6 +93,11 @@ class BackendRefused(NewsletterError):
     403, 413): nothing of it went out, and the send stops with the provider's own words."""
 
 
+class MessageError(NewsletterError, ValueError):
+    """A message cannot be written (a header line over 998 octets): for one recipient that
+    recipient fails and the send goes on; for the whole issue (its subject) nothing starts."""
+
+
 class WebhookKeyError(NewsletterError):
     """The configured verification key of the provider's event webhook cannot be read."""
 

@@ -19,6 +19,11 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
 
+NAME_MAX = 200  # characters of a subscriber's name: imports refuse more, messages cut it here
+# the longest subject mail can carry: an ASCII Subject header is one line (never folded) of
+# at most 998 octets, "Subject: " and a test send's "[TEST] " included (tests probe the writer)
+SUBJECT_LIMIT = 998 - len("Subject: ") - len("[TEST] ")
+
 
 class Tier(StrEnum):
     FREE = "free"

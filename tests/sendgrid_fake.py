@@ -3,7 +3,7 @@
 It enforces the documented limits (1 to 1,000 personalizations, 10,000 bytes of
 substitutions per personalization, text/plain before text/html, a Bearer key) and can be
 told to misbehave: answer 429 with X-RateLimit-Reset, answer 5xx, stall past the client's
-timeout, or drop the connection."""
+timeout, drop the connection, or echo the request's Authorization header in an error body."""
 
 from __future__ import annotations
 
@@ -52,6 +52,9 @@ class FakeSendGrid:
                     fault = fake.faults.pop(0) if fake.faults else None
                 if self.path != "/v3/mail/send":
                     return self._answer(404, {"errors": [{"message": "not found"}]})
+                if fault and fault[0] == "echo":  # an error body quoting the request's key
+                    said = self.headers.get("Authorization", "")
+                    return self._answer(fault[1], {"errors": [{"message": f"not allowed: {said}"}]})
                 if self.headers.get("Authorization") != f"Bearer {fake.key}":
                     return self._answer(
                         401,

@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Literal
 
+from newsletter.model import NAME_MAX
+
 Status = Literal["subscribed", "pending", "unsubscribed"]
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -150,6 +152,8 @@ class Columns:
         cells = {meaning: restore(row[i].strip()) for meaning, i in self.index.items()}
         get = cells.get
         name = get("name") or " ".join(p for p in (get("first_name"), get("last_name")) if p)
+        if len(name) > NAME_MAX:  # a name that long is a broken export, not a name
+            raise RowError(f"name is {len(name)} characters: over {NAME_MAX} (shorten it)")
         out = Row(email=cells["email"], name=name)
         if tier := get("tier", "").lower():
             if tier not in ("free", "premium"):

@@ -20,6 +20,7 @@ from newsletter.audience import addresses
 from newsletter.audience.csvformat import neutralise
 from newsletter.build.output import atomic_text
 from newsletter.errors import SubscriberError
+from newsletter.model import NAME_MAX
 from newsletter.store import Connection, Store
 from newsletter.store import people as q
 
@@ -62,6 +63,8 @@ def add(
     Returns what happened: 'added', 'resubscribed', 'updated' or 'unchanged'."""
     now = now or _now()
     address = _address(email)
+    if name is not None and len(name) > NAME_MAX:
+        raise SubscriberError(f"the name is {len(name)} characters: over {NAME_MAX}")
     with store.begin() as conn:
         reason = next(iter(q.suppressed(conn, address.hashes).values()), None)
         if reason:

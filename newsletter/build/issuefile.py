@@ -18,6 +18,7 @@ from newsletter.build import markdown
 from newsletter.build.issue import FrontMatter, Issue
 from newsletter.config import Config
 from newsletter.errors import IssueFileError
+from newsletter.model import SUBJECT_LIMIT
 from newsletter.problems import (
     LineMap,
     Loc,
@@ -384,7 +385,14 @@ def _check_consistency(
             line_of(("subject",)),
             "no preheader: inboxes will show the first words of the email instead",
         )
-    if len(fm.subject) > SUBJECT_MAX:
+    if len(fm.subject) > SUBJECT_LIMIT:
+        problems.error(
+            shown,
+            line_of(("subject",)),
+            f"subject is {len(fm.subject)} characters: over {SUBJECT_LIMIT}, "
+            "the longest a mail header can carry",
+        )
+    elif len(fm.subject) > SUBJECT_MAX:
         problems.warning(
             shown,
             line_of(("subject",)),

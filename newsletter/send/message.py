@@ -8,7 +8,9 @@ Python quoted-printable encoder), capping a core at ~100 messages/s.
 
 This is the only MIME builder: notices (the sign-up confirmation, `notice_data`) are
 assembled from the same pieces as issues. Every header of both is written by `header`, which
-lets no CR, LF or other control character through: a name or subject cannot inject a header.
+lets no CR, LF or other control character through: a name or subject cannot inject a header;
+a long display name is cut at `NAME_MAX` and folded as RFC 2047 encoded words, so no name
+can make a line too long to send.
 List-Unsubscribe is written literally (`<https://…>, <mailto:…>`): Python's email policies
 fold or RFC 2047 encode a long URL, which breaks one-click unsubscribe at the mailbox providers.
 """
@@ -29,7 +31,8 @@ from typing import TYPE_CHECKING
 from newsletter import placeholders
 from newsletter.audience.tokens import Signer
 from newsletter.config import Config
-from newsletter.model import Recipient, Tier
+from newsletter.errors import MessageError
+from newsletter.model import NAME_MAX, Recipient, Tier
 
 if TYPE_CHECKING:
     from newsletter.audience.notices import Notice
@@ -71,9 +74,29 @@ class Address:
         return cls(*parseaddr(value))
 
 
+def _address(part: Address) -> str:
+    """`Name <address>` on one line when it is short; else the name, cut at NAME_MAX, folded
+    (a quoted string at its spaces, or RFC 2047 encoded words) and the address on its own
+    line: no name can make the line too long to send."""
+    name, email = clean(part.name)[:NAME_MAX].rstrip(), clean(part.email)
+    plain = formataddr((name, email), charset="utf-8")
+    if not name or len(plain) <= 72:
+        return plain
+    if name.isascii():  # a quoted string folded at its spaces (RFC 5322 FWS)
+        lines = [""]
+        for word in name.replace("\\", "\\\\").replace('"', '\\"').split():
+            if lines[-1] and len(lines[-1]) + len(word) > 70:
+                lines.append("")
+            lines[-1] += (" " if lines[-1] else "") + word
+        phrase = '"' + "\r\n ".join(lines) + '"'
+    else:  # encoded words (RFC 2047), folded between them
+        phrase = Header(name, "utf-8").encode(maxlinelen=76, linesep="\r\n")
+    return f"{phrase}\r\n <{email}>"
+
+
 def _wire(part: str | Text | Address) -> str:
     if isinstance(part, Address):
-        return formataddr((clean(part.name), clean(part.email)), charset="utf-8")
+        return _address(part)
     if isinstance(part, Text):
         return _encode(part.words)
     return clean(part)
@@ -86,8 +109,9 @@ def header(name: str, *parts: str | Text | Address) -> bytes:
     str as it is, never folded. Parts are joined by a space."""
     value = " ".join(_wire(part) for part in parts)
     line = f"{name}: {value}\r\n".encode()
-    if any(len(part) > MAX_LINE for part in line.split(b"\r\n")):
-        raise ValueError(f"header {name} longer than {MAX_LINE} octets")
+    longest = max(len(part) for part in line.split(b"\r\n"))
+    if longest > MAX_LINE:
+        raise MessageError(f"the {name} header is {longest} octets long: over {MAX_LINE}")
     return line
 
 
@@ -145,6 +169,7 @@ class Message:
     list_unsubscribe: str
     factory: MessageFactory = field(repr=False)
     _data: bytes | None = field(default=None, repr=False)
+    personal: bytes = field(default=b"", repr=False)  # To, Message-ID, List-Unsubscribe…
 
     @property
     def message_id(self) -> str:
@@ -234,20 +259,21 @@ class MessageFactory:
         values = self.values(recipient)
         token = values["unsubscribe_url"].rsplit("/", 1)[1]
         mailto = f"mailto:{self.mailto}?subject=unsubscribe%20{token}"  # tokens are URL-safe
-        return Message(
+        message = Message(
             subscriber_id=recipient.id,
             to=clean(recipient.email),
-            name=clean(recipient.name),
+            name=clean(recipient.name)[:NAME_MAX].rstrip(),
             tier=tier,
-            values=values,
+            values={**values, "name": values["name"][:NAME_MAX]},
             list_unsubscribe=f"<{values['unsubscribe_url']}>, <{mailto}>",
             factory=self,
         )
+        message.personal = self.personal(message)  # here: a header that cannot be written fails now
+        return message
 
-    def render(self, message: Message) -> bytes:
-        text = self.quoted_text[message.tier].fill(message.values)
-        page = self.quoted_html[message.tier].fill(message.values)
-        personal = b"".join(
+    def personal(self, message: Message) -> bytes:
+        """The recipient's own headers; MessageError if one cannot be written."""
+        return b"".join(
             [
                 header("To", Address(message.name, message.to)),
                 header("Message-ID", message.message_id),
@@ -255,6 +281,11 @@ class MessageFactory:
                 header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
             ]
         )
+
+    def render(self, message: Message) -> bytes:
+        text = self.quoted_text[message.tier].fill(message.values)
+        page = self.quoted_html[message.tier].fill(message.values)
+        personal = message.personal or self.personal(message)
         return b"".join([self.common, personal, _alternative(self.boundary, text, page)])
 
 

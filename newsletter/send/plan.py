@@ -30,6 +30,7 @@ class SendOptions:
     late: bool = False
     at: dt.datetime | None = None
     resend_unknown: bool = False
+    retry_failed: bool = False
     dry_run: bool = False
     now: dt.datetime | None = None
 
@@ -46,6 +47,8 @@ class SendPlan:
     already_sent: int
     unknown: int
     secret: str = field(repr=False)
+    failed: int = 0  # recipients an earlier run failed to reach
+    failure_reasons: list[tuple[str, int]] = field(default_factory=list)  # the commonest, counted
 
 
 def issue_key(workspace: Workspace, ref: str) -> str:
@@ -116,7 +119,8 @@ def plan_send(workspace: Workspace, store: Store, ref: str, options: SendOptions
                 "a stale issue is not sent (use --late to send it anyway)"
             )
     by_tier: dict[str, int] = {}
-    resuming, already, unknown = False, 0, 0
+    resuming, already, unknown, failed = False, 0, 0, 0
+    reasons: list[tuple[str, int]] = []
     if options.test:
         count = len(options.test)
         by_tier = {options.test_tier.value: count}
@@ -126,10 +130,13 @@ def plan_send(workspace: Workspace, store: Store, ref: str, options: SendOptions
             if existing:
                 resuming = True
                 states = journal.counts(conn, content.key)
-                already, unknown = states["sent"], states["unknown"]
+                already, unknown, failed = states["sent"], states["unknown"], states["failed"]
+                reasons = journal.failure_reasons(conn, content.key)
                 count = states["pending"] + states["claimed"] + states["inflight"]
                 if options.resend_unknown:
                     count += unknown
+                if options.retry_failed:
+                    count += failed
             else:
                 from newsletter.store import people as q
 
@@ -138,7 +145,18 @@ def plan_send(workspace: Workspace, store: Store, ref: str, options: SendOptions
                     by_tier[r.tier] = by_tier.get(r.tier, 0) + 1
                     count += 1
     return SendPlan(
-        workspace, content.key, content, options, count, by_tier, resuming, already, unknown, secret
+        workspace,
+        content.key,
+        content,
+        options,
+        count,
+        by_tier,
+        resuming,
+        already,
+        unknown,
+        secret,
+        failed=failed,
+        failure_reasons=reasons,
     )
 
 

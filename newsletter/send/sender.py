@@ -4,7 +4,8 @@
 (once per issue) and works through them: claim a batch, build its messages, mark them in
 flight, hand them to the backend, record each outcome. Running it again resumes: nobody
 recorded as sent gets the issue twice; messages whose outcome is unknown are listed and sent
-again only on request.
+again only on request (--resend-unknown), and so are failed ones (--retry-failed): until
+then every run counts them, with their commonest reasons.
 """
 
 from __future__ import annotations
@@ -15,16 +16,18 @@ import secrets
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from newsletter.audience.tokens import Signer
+from newsletter.config import Environment
 from newsletter.errors import BackendRefused
 from newsletter.model import Recipient
 from newsletter.send.backends import get_backend
 from newsletter.send.backends.base import Backend, Outcome
-from newsletter.send.message import MessageFactory
+from newsletter.send.message import Message, MessageFactory
 from newsletter.send.plan import SendOptions, SendPlan
 from newsletter.store import Connection, Store, journal
 
@@ -46,6 +49,8 @@ class SendReport:
     seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     unknowns: list[str] = field(default_factory=list)
+    failed_total: int = 0  # failed and not yet sent after this run, earlier runs' included
+    failure_reasons: list[tuple[str, int]] = field(default_factory=list)  # the commonest, counted
 
     @property
     def rate(self) -> float:
@@ -65,6 +70,8 @@ class SendReport:
             "rate": round(self.rate, 1),
             "failures": [{"email": e, "error": r} for e, r in self.failures],
             "unknown_recipients": self.unknowns,
+            "failed_total": self.failed_total,
+            "failure_reasons": [{"error": e, "count": n} for e, n in self.failure_reasons],
         }
 
 
@@ -109,12 +116,25 @@ def run_send(plan: SendPlan, store: Store, on_progress: Progress | None = None) 
     try:
         if options.test:
             _send_tests(plan, factory, backend, report)
+            report.failed_total = report.failed
+            counted = Counter(error for _, error in report.failures)
+            report.failure_reasons = counted.most_common(3)
         else:
             _ListSend(plan, store, factory, backend, report, on_progress).run()
     finally:
         backend.close()
         report.seconds = time.perf_counter() - started
     return report
+
+
+def _build(factory: MessageFactory, c: journal.Claimed) -> Message | str:
+    """One recipient's message, or why it cannot be built: nothing about one recipient
+    (a name, an address the mail cannot carry) may stop the send for the others, so any
+    error here is that recipient's failure, never the send's."""
+    try:
+        return factory.build(Recipient(c.subscriber_id, c.email, c.name, c.tier))
+    except Exception as exc:  # the error is recorded as this recipient's outcome
+        return f"the message cannot be built: {exc}"
 
 
 def _send_tests(
@@ -130,7 +150,7 @@ def _send_tests(
             report.sent += 1
         elif outcome.state == "failed":
             report.failed += 1
-            report.failures.append((message.to, outcome.error))
+            report.failures.append((message.to, Environment().mask(outcome.error)))
         else:
             report.unknown += 1
             report.unknowns.append(message.to)
@@ -166,6 +186,7 @@ class _ListSend:
         self.total = 0  # pending when this process joined the send
         self.budget = 0  # messages this process may still claim (--limit)
         self.done = 0  # handed over and recorded, for the progress bar
+        self.mask = Environment().mask
 
     def now(self) -> dt.datetime:
         return self.options.now or dt.datetime.now(dt.UTC)
@@ -193,6 +214,8 @@ class _ListSend:
             journal.recover(conn, self.issue, _is_dead, self.now(), settle=self.backend.settle)
             if self.options.resend_unknown:
                 journal.resend_unknown(conn, self.issue, self.now())
+            if self.options.retry_failed:
+                journal.retry_failed(conn, self.issue, self.now())
             states = journal.counts(conn, self.issue)
         self.report.recipients = sum(states.values()) - states["skipped"]
         self.report.already_sent = states["sent"]
@@ -209,7 +232,9 @@ class _ListSend:
     def settle(
         self, conn: Connection, live: list[journal.Claimed], outcomes: list[Outcome]
     ) -> None:
-        """Record what became of handed-over messages, and count them."""
+        """Record what became of handed-over messages, and count them; an error is recorded
+        with every secret masked (a provider may echo the key)."""
+        outcomes = [replace(o, error=self.mask(o.error)) if o.error else o for o in outcomes]
         by_state: dict[str, list[int]] = {"sent": [], "failed": [], "unknown": []}
         for c, o in zip(live, outcomes, strict=True):
             by_state[o.state].append(c.journal_id)
@@ -271,22 +296,27 @@ class _ListSend:
             live = [c for c in claimed if c.still_subscribed]
             previous: Handed | None = None
             for start in range(0, len(live), backend.batch_size):
-                batch = live[start : start + backend.batch_size]
-                messages = [
-                    self.factory.build(Recipient(c.subscriber_id, c.email, c.name, c.tier))
-                    for c in batch
-                ]
+                rows = live[start : start + backend.batch_size]
+                built = [(c, _build(self.factory, c)) for c in rows]
+                batch = [c for c, m in built if isinstance(m, Message)]
+                messages = [m for _, m in built if isinstance(m, Message)]
+                broken = [(c, Outcome("failed", error=m)) for c, m in built if isinstance(m, str)]
                 ids = [c.journal_id for c in batch]
                 with self.store.begin() as conn:
                     if previous:
                         self.settle(conn, *previous)
+                    if broken:
+                        self.settle(conn, [c for c, _ in broken], [o for _, o in broken])
                     journal.mark(conn, ids, "inflight", self.now(), lease_until=self.now() + LEASE)
+                if not messages:
+                    previous = None
+                    continue
                 try:
                     previous = (batch, backend.send(messages))
                 except BackendRefused:  # the provider refused the request itself: nothing went out
                     with self.store.begin() as conn:
                         journal.mark(conn, ids, "pending", self.now(), worker="")
-                        rest = [c.journal_id for c in live[start + len(batch) :]]
+                        rest = [c.journal_id for c in live[start + len(rows) :]]
                         journal.mark(conn, rest, "pending", self.now(), worker="")
                     raise
             if previous:
@@ -294,12 +324,14 @@ class _ListSend:
                     self.settle(conn, *previous)
 
     def finish(self) -> None:
-        """Close the send if nothing is left, and report every unknown outcome, earlier
-        runs' included."""
+        """Close the send if nothing is left, and report every unknown outcome and every
+        failure still outstanding, earlier runs' included."""
         with self.store.begin() as conn:
             journal.finish(conn, self.issue, self.now())
             states = journal.counts(conn, self.issue)
             earlier_unknown = journal.rows(conn, self.issue, ["unknown"])
+            self.report.failure_reasons = journal.failure_reasons(conn, self.issue)
+        self.report.failed_total = states["failed"]
         self.report.unknown = states["unknown"]
         self.report.unknowns = [
             r["email"] or f"subscriber {r['subscriber_id']}" for r in earlier_unknown

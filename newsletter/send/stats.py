@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from newsletter.store import Store
+from newsletter.store import Store, journal
 from newsletter.store import events as eq
 
 
@@ -39,6 +39,7 @@ class IssueStats:
     top_links: list[Link] = field(default_factory=list)
     sent_without_events: int | None = None  # sent, never heard of again (SendGrid sends only)
     events_without_send: int = 0  # events naming this issue for someone the journal lacks
+    failure_reasons: list[tuple[str, int]] = field(default_factory=list)  # the commonest, counted
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -86,4 +87,5 @@ def issue_stats(store: Store, issue: str) -> IssueStats | None:
             if send and send["backend"] == "sendgrid"
             else None,
             events_without_send=eq.events_unknown_to_journal(conn, issue),
+            failure_reasons=journal.failure_reasons(conn, issue),
         )

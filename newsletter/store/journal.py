@@ -10,6 +10,7 @@ them `inflight` *before* handing them to a backend and `sent` or `failed` after.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -270,6 +271,34 @@ def resend_unknown(conn: Connection, issue: str, now: dt.datetime) -> int:
         .values(state="pending", worker="", updated_at=now)
     )
     return int(result.rowcount or 0)
+
+
+def retry_failed(conn: Connection, issue: str, now: dt.datetime) -> int:
+    """Failed rows back to pending, to go through the claim loop again (once each); their
+    old error is cleared, a new failure writes its own."""
+    result = conn.execute(
+        update(send_journal)
+        .where(send_journal.c.issue == issue, send_journal.c.state == "failed")
+        .values(state="pending", worker="", error="", updated_at=now)
+    )
+    return int(result.rowcount or 0)
+
+
+def failure_reasons(conn: Connection, issue: str, top: int = 3) -> list[tuple[str, int]]:
+    """The most common errors of the failed rows, counted (the address written as
+    <address>, so that one server reply naming each recipient counts as one reason)."""
+    query = (
+        select(send_journal.c.error, subscribers.c.email)
+        .outerjoin(subscribers, subscribers.c.id == send_journal.c.subscriber_id)
+        .where(send_journal.c.issue == issue, send_journal.c.state == "failed")
+    )
+    reasons: Counter[str] = Counter()
+    for error, email in conn.execute(query):
+        text = error or "no reason recorded"
+        if email:
+            text = text.replace(f"<{email}>", "<address>").replace(email, "<address>")
+        reasons[text] += 1
+    return sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:top]
 
 
 def finish(conn: Connection, issue: str, now: dt.datetime) -> None:

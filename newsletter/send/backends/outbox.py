@@ -61,5 +61,6 @@ def _write(path: Path, data: bytes) -> Outcome:
     try:
         atomic_write(path, data)
     except OSError as exc:
-        return Outcome("failed", error=f"cannot write {path}: {exc.strerror}")
+        # the folder, not the file: one full disk is one reason, however many it fails
+        return Outcome("failed", error=f"cannot write to {path.parent}: {exc.strerror}")
     return Outcome("sent", provider_id=path.name)

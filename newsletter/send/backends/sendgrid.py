@@ -5,11 +5,14 @@ each recipient's values travel as `substitutions` (HTML-escaped copies for the H
 under their own tags), `custom_args` carry opaque ids of the issue and subscriber for the
 event webhook (never the address: SendGrid keeps them), and a category names the newsletter.
 
-- the API key only from SENDGRID_API_KEY; masked in every error; and the library's HTTP
+- the API key only from SENDGRID_API_KEY; masked in every error by the one rule
+  (`config.Environment.mask`, applied by the sender and the CLI); and the library's HTTP
   client, which logs the Authorization header at DEBUG, is kept above DEBUG;
 - an explicit timeout on every request (the library has none);
 - 429: wait until X-RateLimit-Reset; 5xx: retried with backoff and jitter, bounded;
 - a timeout or a dropped connection after the request went out: the outcome is unknown;
+  no connection at all (refused, DNS, TLS handshake): nothing went out, so after the
+  retries it is failed, and later batches of the send try once each;
 - 400/401/403/413: BackendRefused, and the send stops with the API's own error text.
 """
 
@@ -42,10 +45,6 @@ def _tag(name: str, part: str) -> str:
     return f"%%{name}.{part}%%"
 
 
-def _mask(text: str, key: str) -> str:
-    return text.replace(key, "SG.***") if key else text
-
-
 def _quiet_library_logging() -> None:
     """python_http_client logs request headers (with the API key) at DEBUG: never let it."""
     logging.getLogger("python_http_client").setLevel(logging.INFO)
@@ -69,6 +68,7 @@ class SendGridBackend:
         self.send_at = send_at
         self.factory: MessageFactory | None = None
         self._local = threading.local()
+        self._unreachable = False  # the last request could not reach the API at all
         _quiet_library_logging()
 
     def use(self, factory: MessageFactory) -> None:
@@ -187,7 +187,7 @@ class SendGridBackend:
                 )
             except HTTPError as exc:
                 status = int(getattr(exc, "status_code", 0) or 0)
-                text = _mask(_error_text(exc), self.key)
+                text = _error_text(exc)
                 if status in STOP_STATUSES:
                     raise BackendRefused(
                         f"SendGrid refused the request ({status}): {text}"
@@ -210,20 +210,21 @@ class SendGridBackend:
                     error=f"no answer from SendGrid within {self.settings.timeout:g} s: {exc}",
                 )
             except urllib.error.URLError as exc:
-                reason = exc.reason
-                if isinstance(reason, TimeoutError):
-                    return Outcome("unknown", error=f"no answer from SendGrid: {reason}")
-                if isinstance(reason, ConnectionRefusedError) and attempt < len(waits):
-                    time.sleep(waits[attempt])  # refused before anything was sent: safe to retry
+                # urllib wraps only what fails before the request is written whole (DNS, a
+                # refused connection, the TLS handshake, a stalled write): SendGrid cannot
+                # have acted on it, so it is retried, then failed (--retry-failed), never unknown
+                if attempt < len(waits) and not self._unreachable:
+                    time.sleep(waits[attempt])
                     attempt += 1
                     continue
+                self._unreachable = True  # the next batches try once each, not every retry
                 return Outcome(
-                    "unknown", error=_mask(f"connection to SendGrid lost: {reason}", self.key)
+                    "failed",
+                    error=f"cannot reach SendGrid at {self.host} (nothing sent): {exc.reason}",
                 )
             except (ConnectionError, OSError) as exc:  # dropped after the request went out
-                return Outcome(
-                    "unknown", error=_mask(f"connection to SendGrid lost: {exc}", self.key)
-                )
+                return Outcome("unknown", error=f"connection to SendGrid lost: {exc}")
+            self._unreachable = False
             message_id = ""
             headers = getattr(response, "headers", None)
             if headers is not None:

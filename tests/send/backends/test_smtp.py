@@ -151,7 +151,11 @@ def test_a_send_through_smtp_records_failures_and_does_not_resend(
     assert (report["sent"], report["failed"]) == (5, 1)
     assert report["failures"] == [{"email": "r3@example.com", "error": "550 5.1.1 Unknown user"}]
     again = runner.invoke(cli, args[:-1])
-    assert again.stdout == "daily/2025-05-14 was sent already: 5 sent; nothing to send\n"
+    assert again.exit_code == 3  # a failure is outstanding: said, counted, never silent (#11)
+    assert again.stdout == (
+        "daily/2025-05-14 was sent already: 5 sent, 1 failed (--retry-failed to send to them"
+        " again); nothing to send\n  1 failed: 550 5.1.1 Unknown user\n"
+    )
     assert sorted(smtp_server.received()) == [f"r{i}@example.com" for i in range(6) if i != 3]
 
 
