@@ -18,7 +18,7 @@ from sqlalchemy import Connection as Connection
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
 
-from newsletter.errors import StoreError
+from newsletter.errors import NoDatabase, StoreError
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -122,13 +122,22 @@ def open_store(
     upgrade: bool = True,
     busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     setting: str | None = None,
+    create: bool = True,
 ) -> Store:
     """Connect to `url`, check its schema version, and upgrade it to this version's.
-    `setting` names where the URL came from, for the errors (NEWSLETTER_DATABASE_URL…)."""
+    `setting` names where the URL came from, for the errors (NEWSLETTER_DATABASE_URL…).
+    With `create=False` (the service), a database that is not there yet, or holds no schema of
+    ours, is a NoDatabase error: a typo in a URL must not start a service on an empty list."""
     from newsletter.store import migrate
 
     where = f"{setting}: " if setting else ""
     _check_url(url, where)
+    database = sqlite_file(url)
+    if not create and database is not None and not database.exists():
+        raise NoDatabase(
+            f"no database at {database}: `newsletter db init` creates an empty one "
+            "(`newsletter subscribers import …` creates it too); serve never does"
+        )
     try:
         engine = create_engine(url, future=True)
     except (ArgumentError, ImportError, ValueError) as exc:
@@ -139,6 +148,11 @@ def open_store(
     try:
         engine.connect().close()
         with store.begin() as connection:
+            if not create and migrate.current(connection) is None:
+                raise NoDatabase(
+                    f"{where}the database {shown(url)} holds no newsletter data yet: "
+                    "`newsletter db init` creates it; serve never does"
+                )
             if upgrade:
                 migrate.upgrade(connection, shown_url=shown(url))
     except StoreError:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from newsletter.config import Environment
-from newsletter.errors import BodyTimeout, BodyTooLarge, NewsletterError, NoDatabase
+from newsletter.errors import BodyTimeout, BodyTooLarge, NewsletterError
 from newsletter.workspace import Workspace
 
 
@@ -27,8 +27,9 @@ def create_app(
     outbox backend drops confirmation emails (default: the workspace's outbox/notices);
     `body_timeout` bounds the time a request body may take (default: limits.BODY_TIMEOUT).
 
-    Without a `store`, it opens the workspace's database, and never creates one: a missing
-    SQLite file is a NewsletterError saying which command makes it."""
+    Without a `store`, it opens the workspace's database, and never creates one nor its
+    schema: a missing SQLite file or an empty database is a NoDatabase error saying which
+    command makes it."""
     from starlette.applications import Starlette
     from starlette.requests import ClientDisconnect
 
@@ -60,11 +61,6 @@ def create_app(
     app.router.redirect_slashes = False  # no endpoint redirects, not even to add a slash
     url = store.url if store is not None else workspace.database_url
     database = sqlite_file(url)
-    if store is None and database is not None and not database.exists():
-        raise NoDatabase(
-            f"no database at {database}: `newsletter db init` creates an empty one "
-            "(`newsletter subscribers import …` creates it too); serve never does"
-        )
     if database is not None:  # innermost: it sees the endpoint's answer before anyone
         app.add_middleware(guard.DatabaseGuard, path=database, opened=guard.identity(database))
     app.add_middleware(
@@ -90,9 +86,10 @@ def create_app(
     app.state.limiter = ClientLimiter(config.serve.signups_per_client)
     # data and erasure links mailed per subscriber a day (this process's memory)
     app.state.data_limiter = ClientLimiter(config.serve.signups_per_address, window=24 * 3600)
+    # last: nothing fails after it; never creates a database nor its schema (NoDatabase)
     app.state.store = store or open_store(
-        workspace.database_url, setting=workspace.database_setting
-    )  # last: nothing fails after it
+        workspace.database_url, setting=workspace.database_setting, create=False
+    )
     return app
 
 

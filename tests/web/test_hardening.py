@@ -284,6 +284,32 @@ def test_a_deleted_database_is_a_503_and_serve_refuses_to_start_without_one(
     assert not database.exists()
 
 
+def test_serve_refuses_a_database_that_holds_no_schema_of_ours(
+    workspace: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty database (a touched SQLite file, a fresh PostgreSQL database, a URL that names
+    the wrong one) is not made into an empty list: serve says which command creates it, and
+    leaves the database as it found it."""
+    from sqlalchemy import create_engine, inspect
+
+    from newsletter.errors import NoDatabase
+    from newsletter.store import shown, sqlite_file
+
+    if (file := sqlite_file(db_url)) is not None:
+        file.touch()
+    monkeypatch.setenv("NEWSLETTER_SECRET", WEB_SECRET)
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", db_url)
+    with pytest.raises(NoDatabase) as refused:
+        create_app(Workspace(workspace))
+    assert str(refused.value) == (
+        f"NEWSLETTER_DATABASE_URL: the database {shown(db_url)} holds no newsletter data yet: "
+        "`newsletter db init` creates it; serve never does"
+    )
+    engine = create_engine(db_url)
+    assert inspect(engine).get_table_names() == []
+    engine.dispose()
+
+
 def test_a_replaced_database_is_a_503(
     workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: Clock
 ) -> None:
