@@ -385,7 +385,16 @@ def nu_check(folder: Path) -> dict[str, list[str]]:
     assert java is not None
     files = sorted(folder.rglob("*.html"))
     done = subprocess.run(
-        [java, "-Xss8m", "-jar", VNU_JAR, "--format", "json", "--exit-zero-always", *map(str, files)],
+        [
+            java,
+            "-Xss8m",
+            "-jar",
+            VNU_JAR,
+            "--format",
+            "json",
+            "--exit-zero-always",
+            *map(str, files),
+        ],
         capture_output=True,
         text=True,
         timeout=300,

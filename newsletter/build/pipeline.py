@@ -216,7 +216,7 @@ def _archive_needs(
         if _up_to_date(issue_dir(out, path), hashes[path]):
             continue
         issue, _ = catalog.load(path)
-        if issue is not None and issue.status == "ready":
+        if issue is None or issue.status == "ready":  # None: it does not load, said below
             needed.append(path)
     found = Problems()
     rendered = render_all(catalog, renderer, needed, found)
@@ -228,7 +228,11 @@ def _archive_needs(
                 None,
                 "left out of the archive and feeds: it does not build (see `newsletter check`)",
             )
-    return [r for r in rendered if workspace.display(r.issue.path) not in failed]
+    return [
+        r
+        for r in rendered
+        if r.issue.status == "ready" and workspace.display(r.issue.path) not in failed
+    ]
 
 
 def _feed_fallback(workspace: Workspace) -> dt.datetime:

@@ -97,9 +97,7 @@ def feed_url(config: Config, key: str) -> str:
     return f"{config.publication.root_url}/{key}/feed.xml"
 
 
-def views(
-    issue: Issue, config: Config, tier: Tier, medium: str | None = None
-) -> list[ArticleView]:
+def views(issue: Issue, config: Config, tier: Tier, medium: str | None = None) -> list[ArticleView]:
     """The stories as a reader of `tier` sees them; links tagged with utm_medium `medium`."""
     nl = config.newsletters[issue.newsletter]
     dated = [(a, None) for a in issue.articles] + [

@@ -16,9 +16,7 @@ from newsletter.build.pipeline import build
 from newsletter.workspace import Workspace
 from tests.conftest import REPO, WEB_SECRET, nu_check
 
-ISSUES = sorted(
-    f"{p.parent.name}/{p.stem}" for p in (REPO / "issues").glob("*/*.md")
-)
+ISSUES = sorted(f"{p.parent.name}/{p.stem}" for p in (REPO / "issues").glob("*/*.md"))
 SERVED = (
     "unsubscribe",
     "unsubscribed",
@@ -99,7 +97,9 @@ def _served_pages(root: Path, into: Path) -> None:
             raw = next((root / "outbox" / "notices").glob("*.eml")).read_bytes()
             message = email.message_from_bytes(raw, policy=email.policy.default)
             notice = message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-            confirm = re.search(r"https://newsletters\.harbourledger\.example(/confirm/\S+)", notice)
+            confirm = re.search(
+                r"https://newsletters\.harbourledger\.example(/confirm/\S+)", notice
+            )
             assert confirm, notice
             ask = keep("confirm", client.get(confirm.group(1)))
             keep("confirmed", client.post(confirm.group(1), data={"csrf": _csrf(ask)}))
@@ -139,7 +139,9 @@ def test_the_archive_page_is_valid_html(nu_errors: dict[str, list[str]]) -> None
 
 
 @pytest.mark.parametrize("page", SERVED)
-def test_every_page_of_the_service_is_valid_html(nu_errors: dict[str, list[str]], page: str) -> None:
+def test_every_page_of_the_service_is_valid_html(
+    nu_errors: dict[str, list[str]], page: str
+) -> None:
     assert nu_errors[f"served/{page}.html"] == []
 
 
