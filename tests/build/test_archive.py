@@ -177,3 +177,12 @@ def test_with_no_issue_at_all_feeds_are_dated_by_source_date_epoch_or_the_config
     assert build(ws).ok
     feed = ET.parse(ws.root / "build/daily/feed.xml").getroot()
     assert feed.find(f"{ATOM}updated").text == "2023-11-14T22:13:20+00:00"
+
+
+def test_a_draft_is_built_but_not_published_in_the_archive_or_feed(ws: Workspace) -> None:
+    draft = ws.root / "issues/daily/2025-05-13.md"
+    draft.write_text(draft.read_text().replace("status: ready", "status: draft"))
+    assert build(ws).ok
+    assert (ws.root / "build/daily/2025-05-13/free.html").is_file()  # to preview and test-send
+    assert 'href="daily/2025-05-13/"' not in (ws.root / "build/index.html").read_text()
+    assert "2025-05-13" not in (ws.root / "build/daily/feed.xml").read_text()
