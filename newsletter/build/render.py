@@ -1,8 +1,10 @@
-"""Issue and variant → email HTML and text: Jinja → MJML (mjml-python) → premailer.
+"""Issue and variant → email HTML and text (Jinja → MJML (mjml-python) → premailer), and
+the web version (Jinja → HTML5).
 
-Three variants per issue: `free` and `premium` emails, and `web`, the public web version
-(free content, no per-recipient markers). MJML runs once per variant; per-recipient values
-are `placeholders` markers filled at send time.
+Three variants per issue: `free` and `premium` emails, and `web`, the public web version: a
+web page of its own (`web/issue.html.j2`), the free tier's content, links tagged
+utm_medium=web, and no per-recipient marker. MJML runs once per email variant;
+per-recipient values are `placeholders` markers filled at send time.
 """
 
 from __future__ import annotations
