@@ -59,6 +59,8 @@ def test_the_web_version_is_a_web_page_with_sharing_cards(ws: Workspace) -> None
     )
     assert page.meta["twitter:card"] == "summary_large_image"
     assert page.meta["twitter:image"] == page.meta["og:image"]
+    # the sample's header override, as in the email
+    assert "Business news from the harbour to the world" in html
     # none of the email's markup
     for email_only in ("<!--[if", "xmlns:v", "<table", "mso-", 'width="600"'):
         assert email_only not in html, email_only
