@@ -100,7 +100,9 @@ class Publication(Section):
 class Utm(Section):
     enabled: bool = True
     source: str = "newsletter"
-    medium: str = "email"
+    medium: str = "email"  # the emails' links
+    web: str = "web"  # the web version's links (utm_medium); "": no UTM parameters there
+    feed: str = "feed"  # the Atom feeds' links (utm_medium); "": no UTM parameters there
     campaign: str = "{newsletter}-{date}"
 
 
@@ -123,14 +125,15 @@ class NewsletterConfig(Section):
     sender: EmailAddress = Field(alias="from")
     reply_to: EmailAddress | None = None
     template: str = "daily"
-    description: Text | None = None
+    description: Text | None = None  # what the newsletter is: the feed's subtitle, the web meta
+    reason: Text | None = None  # why the reader gets it: the emails' footer sentence
     utm: Utm = Utm()
     collect: Collect | None = None
     send_window_days: int = Field(default=1, ge=1, le=365)  # 1: until the end of the issue's date
 
     @property
     def why(self) -> str:
-        return self.description or f"You are receiving this because you subscribed to {self.title}."
+        return self.reason or f"You are receiving this because you subscribed to {self.title}."
 
 
 class SmtpSettings(Section):
@@ -259,6 +262,7 @@ SENDGRID_API_KEY_ENV = "SENDGRID_API_KEY"
 SENDGRID_API_HOST_ENV = "SENDGRID_API_HOST"
 SENDGRID_WEBHOOK_KEY_ENV = "SENDGRID_WEBHOOK_VERIFICATION_KEY"
 SECRET_ENVS = (SECRET_ENV, SMTP_PASSWORD_ENV, SENDGRID_API_KEY_ENV)  # masked wherever shown
+SOURCE_DATE_EPOCH_ENV = "SOURCE_DATE_EPOCH"
 
 
 @dataclass(frozen=True)
@@ -313,6 +317,12 @@ class Environment:
         for value in sorted(values, key=len, reverse=True):  # a longer one may hold a shorter
             text = text.replace(value, f"<{values[value]}>")
         return text
+
+    def source_date_epoch(self) -> int | None:
+        """The reproducible-builds timestamp: the date of an empty feed (else the config's
+        modification time). Not a number: ignored."""
+        raw = self._plain(SOURCE_DATE_EPOCH_ENV)
+        return int(raw) if raw and raw.isdigit() else None
 
     def _plain(self, name: str) -> str | None:
         return self.environ.get(name, "").strip() or None

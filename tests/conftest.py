@@ -357,3 +357,53 @@ def live_server():  # type: ignore[no-untyped-def]
     yield start
     for server in servers:
         server.close()
+
+
+# -- the Nu HTML Checker ------------------------------------------------------------------
+
+VNU_JAR = os.environ.get("VNU_JAR", "/opt/vnu/node_modules/vnu-jar/build/dist/vnu.jar")
+
+
+def nu_check(folder: Path) -> dict[str, list[str]]:
+    """Run the Nu HTML Checker (vnu.jar, a JVM: once, on the whole folder) on every .html
+    file under `folder`: file name (relative) → its errors, "line: message". Skipped with a
+    reason where Java or vnu.jar is missing, a failure when CI is set."""
+    import json
+    import subprocess
+
+    java = shutil.which("java")
+    missing = []
+    if java is None:
+        missing.append("java (apt-get install default-jre-headless)")
+    if not os.path.isfile(VNU_JAR):
+        missing.append(f"{VNU_JAR} (npm install --prefix /opt/vnu vnu-jar, or set VNU_JAR)")
+    if missing:
+        reason = "Nu HTML Checker: missing " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    assert java is not None
+    files = sorted(folder.rglob("*.html"))
+    done = subprocess.run(
+        [
+            java,
+            "-Xss8m",
+            "-jar",
+            VNU_JAR,
+            "--format",
+            "json",
+            "--exit-zero-always",
+            *map(str, files),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    found: dict[str, list[str]] = {str(f.relative_to(folder)): [] for f in files}
+    for message in json.loads(done.stderr)["messages"]:
+        if message.get("type") == "error" or message.get("subType") == "fatal":
+            url = message.get("url", "")
+            name = str(Path(url.removeprefix("file:")).relative_to(folder)) if url else "?"
+            found.setdefault(name, []).append(f"{message.get('lastLine')}: {message['message']}")
+    return found

@@ -99,7 +99,7 @@ def test_config_problems_are_all_reported_with_lines(runner: CliRunner, workspac
     assert result.stderr.splitlines() == [
         f"{config}:8: error: publication.timezone: unknown timezone 'Asia/Hongkong_' (use an IANA name like 'Europe/London')",
         f"{config}:17: error: newsletters.daily.cadence: must be 'daily' or 'weekly'",
-        f"{config}:28: error: unknown key 'templat' in newsletters.weekly (did you mean 'template'?)",
+        f"{config}:29: error: unknown key 'templat' in newsletters.weekly (did you mean 'template'?)",
         "3 errors, 0 warnings",
     ]
 

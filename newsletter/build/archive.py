@@ -30,9 +30,14 @@ class Entry:
 
 
 def write_archive(
-    out: Path, config: Config, env: jinja2.Environment, manifests: list[Manifest]
+    out: Path,
+    config: Config,
+    env: jinja2.Environment,
+    manifests: list[Manifest],
+    empty_date: dt.datetime,
 ) -> list[Path]:
-    """Write build/index.html and build/<newsletter>/feed.xml; return the files that changed."""
+    """Write build/index.html and build/<newsletter>/feed.xml; return the files that changed.
+    A feed with no issue is dated by the newest issue of any newsletter, else `empty_date`."""
     ordered = sorted(manifests, key=lambda m: (m.date, m.newsletter), reverse=True)
     entries = [
         Entry(m.newsletter, m.title, dt.date.fromisoformat(m.date), m.subject, m.preheader)
@@ -50,22 +55,31 @@ def write_archive(
     by_newsletter: dict[str, list[Manifest]] = defaultdict(list)
     for m in ordered:
         by_newsletter[m.newsletter].append(m)
+    if ordered:
+        empty_date = _stamp(config, ordered[0].date)
     for key in sorted(config.newsletters):
-        feed = atom_feed(config, key, by_newsletter.get(key, [])[:FEED_ENTRIES])
+        feed = atom_feed(config, key, by_newsletter.get(key, [])[:FEED_ENTRIES], empty_date)
         if write_if_changed(out / key / "feed.xml", feed):
             written.append(out / key / "feed.xml")
     return written
 
 
-def atom_feed(config: Config, key: str, manifests: list[Manifest]) -> bytes:
+def _stamp(config: Config, date: str) -> dt.datetime:
+    """An issue's time in the feeds: 06:00 on its date, in the publication's time zone."""
+    tz = ZoneInfo(config.publication.timezone)
+    return dt.datetime.combine(dt.date.fromisoformat(date), dt.time(6, 0), tzinfo=tz)
+
+
+def atom_feed(
+    config: Config, key: str, manifests: list[Manifest], empty_date: dt.datetime
+) -> bytes:
     from feedgen.feed import FeedGenerator
 
     pub = config.publication
     nl = config.newsletters[key]
-    tz = ZoneInfo(pub.timezone)
 
     def stamp(date: str) -> dt.datetime:
-        return dt.datetime.combine(dt.date.fromisoformat(date), dt.time(6, 0), tzinfo=tz)
+        return _stamp(config, date)
 
     fg = FeedGenerator()
     fg.id(f"{pub.root_url}/{key}/")
@@ -75,7 +89,7 @@ def atom_feed(config: Config, key: str, manifests: list[Manifest]) -> bytes:
     fg.language(pub.language)
     fg.author(name=pub.name)
     fg.subtitle(nl.description or nl.title)
-    fg.updated(stamp(manifests[0].date) if manifests else dt.datetime(1970, 1, 1, tzinfo=dt.UTC))
+    fg.updated(stamp(manifests[0].date) if manifests else empty_date)
     for m in reversed(manifests):  # feedgen prepends: oldest first gives newest on top
         fe = fg.add_entry()
         fe.id(m.web_url)

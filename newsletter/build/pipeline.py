@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from newsletter.build.catalog import Catalog
 from newsletter.build.output import InputHashes, Manifest, write_if_changed
 from newsletter.build.render import RenderedIssue, Renderer, web_url
 from newsletter.build.templating import template_files
+from newsletter.config import Environment
 from newsletter.errors import ConfigError, ConfigProblems, NewsletterError, RenderError
 from newsletter.problems import Problem, Problems
 from newsletter.workspace import Workspace, parse_issue_name
@@ -152,9 +154,14 @@ def build(
 
     renderer = Renderer(config, workspace.templates_dir, workspace.display)
     rendered = render_all(catalog, renderer, todo, report.problems, on_progress)
-    report.stages = renderer.timings.stages
     if report.problems.has_errors:
+        report.stages = renderer.timings.stages
         return report
+    if paths:
+        # the archive and the feeds list every ready issue of the workspace: build the ones
+        # they need that are missing or stale
+        rendered += _archive_needs(workspace, catalog, renderer, files, out, inputs, hashes, report)
+    report.stages = renderer.timings.stages
 
     for result in rendered:
         issue = result.issue
@@ -182,8 +189,59 @@ def build(
 
     every = workspace.issue_files() if paths else files
     manifests = [m for p in every if (d := issue_dir(out, p)) and (m := Manifest.read(d))]
-    report.written += write_archive(out, config, renderer.env, manifests)
+    ready = [m for m in manifests if m.status == "ready"]
+    report.written += write_archive(out, config, renderer.env, ready, _feed_fallback(workspace))
     return report
+
+
+def _archive_needs(
+    workspace: Workspace,
+    catalog: Catalog,
+    renderer: Renderer,
+    files: list[Path],
+    out: Path,
+    inputs: InputHashes,
+    hashes: dict[Path, str],
+    report: BuildReport,
+) -> list[RenderedIssue]:
+    """The ready issues outside `files` whose build is missing or stale, rendered. One that
+    does not render is left out of the archive with a warning: building or sending another
+    issue does not fail because of it (`check` and its own build report its errors)."""
+    needed = []
+    given = {p.resolve() for p in files}
+    for path in workspace.issue_files():
+        if path.resolve() in given:
+            continue
+        hashes[path] = inputs.of(path, catalog.sources_of(path))
+        if _up_to_date(issue_dir(out, path), hashes[path]):
+            continue
+        issue, _ = catalog.load(path)
+        if issue is None or issue.status == "ready":  # None: it does not load, said below
+            needed.append(path)
+    found = Problems()
+    rendered = render_all(catalog, renderer, needed, found)
+    failed = {p.path for p in found.errors}
+    for path in needed:
+        if workspace.display(path) in failed:
+            report.problems.warning(
+                workspace.display(path),
+                None,
+                "left out of the archive and feeds: it does not build (see `newsletter check`)",
+            )
+    return [
+        r
+        for r in rendered
+        if r.issue.status == "ready" and workspace.display(r.issue.path) not in failed
+    ]
+
+
+def _feed_fallback(workspace: Workspace) -> dt.datetime:
+    """The date of a feed with no issue yet: SOURCE_DATE_EPOCH, else the config file's
+    modification time; never the clock, so that two builds give the same bytes."""
+    epoch = Environment().source_date_epoch()
+    if epoch is None:
+        epoch = int(workspace.config_path.stat().st_mtime)
+    return dt.datetime.fromtimestamp(epoch, dt.UTC)
 
 
 # preview

@@ -1,8 +1,10 @@
-"""Issue and variant → email HTML and text: Jinja → MJML (mjml-python) → premailer.
+"""Issue and variant → email HTML and text (Jinja → MJML (mjml-python) → premailer), and
+the web version (Jinja → HTML5).
 
-Three variants per issue: `free` and `premium` emails, and `web`, the public web version
-(free content, no per-recipient markers). MJML runs once per variant; per-recipient values
-are `placeholders` markers filled at send time.
+Three variants per issue: `free` and `premium` emails, and `web`, the public web version: a
+web page of its own (`web/issue.html.j2`), the free tier's content, links tagged
+utm_medium=web, and no per-recipient marker. MJML runs once per email variant;
+per-recipient values are `placeholders` markers filled at send time.
 """
 
 from __future__ import annotations
@@ -68,9 +70,13 @@ class Timings:
             self.stages[name] = self.stages.get(name, 0.0) + time.perf_counter() - start
 
 
-def with_utm(url: str, nl_key: str, nl: NewsletterConfig, issue: Issue) -> str:
-    """Article links carry UTM parameters unless the newsletter turns them off."""
-    if not nl.utm.enabled:
+def with_utm(
+    url: str, nl_key: str, nl: NewsletterConfig, issue: Issue, medium: str | None = None
+) -> str:
+    """Article links carry UTM parameters unless the newsletter turns them off; `medium` is
+    utm_medium (the email's by default), and an empty one means no UTM parameters."""
+    medium = nl.utm.medium if medium is None else medium
+    if not nl.utm.enabled or not medium:
         return url
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
@@ -78,7 +84,7 @@ def with_utm(url: str, nl_key: str, nl: NewsletterConfig, issue: Issue) -> str:
     campaign = nl.utm.campaign.format(newsletter=nl_key, date=issue.date.isoformat())
     extra = [
         ("utm_source", nl.utm.source),
-        ("utm_medium", nl.utm.medium),
+        ("utm_medium", medium),
         ("utm_campaign", campaign),
     ]
     query += [(k, v) for k, v in extra if k not in present and v]
@@ -89,7 +95,12 @@ def web_url(config: Config, issue: Issue) -> str:
     return f"{config.publication.root_url}/{issue.newsletter}/{issue.date.isoformat()}/"
 
 
-def views(issue: Issue, config: Config, tier: Tier) -> list[ArticleView]:
+def feed_url(config: Config, key: str) -> str:
+    return f"{config.publication.root_url}/{key}/feed.xml"
+
+
+def views(issue: Issue, config: Config, tier: Tier, medium: str | None = None) -> list[ArticleView]:
+    """The stories as a reader of `tier` sees them; links tagged with utm_medium `medium`."""
     nl = config.newsletters[issue.newsletter]
     dated = [(a, None) for a in issue.articles] + [
         (c.article, c.source_date) for c in issue.collected
@@ -100,7 +111,7 @@ def views(issue: Issue, config: Config, tier: Tier) -> list[ArticleView]:
         out.append(
             ArticleView(
                 article=article,
-                url=with_utm(article.url, issue.newsletter, nl, issue),
+                url=with_utm(article.url, issue.newsletter, nl, issue, medium),
                 locked=locked,
                 summary_md=markdown.teaser(article.summary) if locked else article.summary,
                 digest=() if locked else tuple(article.digest),
@@ -126,14 +137,26 @@ class Renderer:
         problems: list[Problem] = []
         shown = self.display(issue.path)
         for variant in VARIANTS:
+            if variant.web:
+                articles = views(issue, self.config, variant.tier, nl.utm.web)
+                files["index.html"] = self._jinja("web/issue.html.j2", issue, variant, articles)
+                if placeholders.used(files["index.html"]):
+                    problems.append(
+                        Problem(
+                            shown,
+                            None,
+                            "error",
+                            "the web version holds a per-recipient placeholder "
+                            f"(%%{sorted(placeholders.used(files['index.html']))[0]}%%): "
+                            "it is public, so it has none",
+                        )
+                    )
+                continue
             articles = views(issue, self.config, variant.tier)
             mjml_source = self._jinja(f"email/{nl.template}.mjml.j2", issue, variant, articles)
             html = self._mjml(mjml_source, shown, nl.template)
             with self.timings.stage("inline"):
                 html = inline_css(html, inline_styles(mjml_source))
-            if variant.web:
-                files["index.html"] = html
-                continue
             files[f"{variant.name}.html"] = html
             with self.timings.stage("text"):
                 files[f"{variant.name}.txt"] = self.text(issue, variant, articles)
@@ -154,7 +177,7 @@ class Renderer:
                     Problem(shown, None, "error", f"unknown placeholder %%{sorted(stray)[0]}%%")
                 )
         problems += self._footer_problems(files, shown)
-        free_views = views(issue, self.config, Tier.FREE)
+        free_views = views(issue, self.config, Tier.FREE, nl.utm.feed)
         feed_html = self._jinja("web/feed_entry.html.j2", issue, VARIANTS[2], free_views)
         free_outputs = {k: v for k, v in files.items() if k.startswith("free") or k == "index.html"}
         free_outputs["feed"] = feed_html
@@ -204,6 +227,9 @@ class Renderer:
     ) -> dict[str, Any]:
         pub = self.config.publication
         nl = self.config.newsletters[issue.newsletter]
+        # the web version is public: it gets no per-recipient markers at all
+        names = () if variant.web else placeholders.NAMES
+        images = [a for a in articles if a.article.image]
         return {
             "pub": pub,
             "colors": pub.colors,
@@ -217,7 +243,10 @@ class Renderer:
             "web_url": web_url(self.config, issue),
             "archive_url": f"{pub.root_url}/",
             "subscribe_url": pub.subscribe_link,
-            "ph": {name: placeholders.marker(name) for name in placeholders.NAMES},
+            "ph": {name: placeholders.marker(name) for name in names},
+            "feed_url": feed_url(self.config, issue.newsletter),
+            "share_image": images[0].article if images else None,
+            "description": issue.preheader or nl.description or nl.title,
             "md": lambda text: Markup(markdown.to_html(text)),
             "md_inline": lambda text: Markup(markdown.to_inline_html(text)),
             "longdate": longdate,

@@ -5,6 +5,7 @@ there too, so names are checked against an allow-list, never joined from the req
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import stat
 from pathlib import Path
@@ -59,8 +60,20 @@ async def issue(request: Request) -> Response:
     date = request.path_params["date"]
     if newsletter not in request.app.state.config.newsletters or not _is_date(date):
         return error(request, "There is no such page in the archive.", 404)
-    path = _build(request) / newsletter / date / "index.html"
-    return await _serve(request, path, "text/html; charset=utf-8")
+    folder = _build(request) / newsletter / date
+    if not await run_in_threadpool(_ready, folder, _build(request)):
+        return error(request, "There is no such page in the archive.", 404)
+    return await _serve(request, folder / "index.html", "text/html; charset=utf-8")
+
+
+def _ready(folder: Path, root: Path) -> bool:
+    """A draft is built (to preview and test-send) but not published: only the web version of
+    an issue whose manifest says `ready` is served, as only those are in the archive."""
+    raw = _read(folder / "manifest.json", root)
+    try:
+        return raw is not None and json.loads(raw).get("status") == "ready"
+    except (ValueError, AttributeError):
+        return False
 
 
 async def feed(request: Request) -> Response:

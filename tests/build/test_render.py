@@ -69,6 +69,10 @@ def test_a_template_that_prints_the_full_summary_fails_the_paywall_guard(ws: Wor
         "<mj-section><mj-column><mj-text><h2>{{ a.article.title }}</h2>{{ md(a.article.summary) }}"
         "</mj-text></mj-column></mj-section>\n"
     )
+    # the web version has its own templates: the same mistake there
+    web = ws.templates_dir / "web/partials/article.html.j2"
+    web.parent.mkdir(parents=True, exist_ok=True)
+    web.write_text("<h2>{{ a.article.title }}</h2>{{ md(a.article.summary) }}\n")
     errors = [p.format() for p in check(ws).errors]
     assert (
         "issues/daily/2025-05-14.md: error: paywall leak: the full text of paywalled story "

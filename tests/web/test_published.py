@@ -47,3 +47,14 @@ def test_nothing_else_in_build_is_reachable(service: TestClient) -> None:
         response = service.get(path)
         assert response.status_code in (404, 405), path
         assert response.text not in secrets, path
+
+
+def test_a_draft_is_not_published(service: TestClient) -> None:
+    draft = service.workspace / "issues/daily/2025-05-13.md"  # type: ignore[attr-defined]
+    draft.write_text(draft.read_text().replace("status: ready", "status: draft"))
+    build(service)
+    built = service.workspace / "build/daily/2025-05-13/index.html"  # type: ignore[attr-defined]
+    response = service.get("/daily/2025-05-13/")
+    assert response.status_code == 404 and response.text != built.read_text()
+    assert "2025-05-13" not in service.get("/").text
+    assert service.get("/daily/2025-05-14/").status_code == 200
