@@ -134,7 +134,7 @@ def test_the_email_basics_are_in_place(daily: RenderedIssue) -> None:
     assert '<meta name="color-scheme" content="light dark"' in html
     # the preheader is hidden preview text right after <body>
     assert re.search(
-        r'<body[^>]*>\s*<div style="display:none;[^"]*">Credit insurance cover is up 15.3%; Yiwu pays 80% of premiums</div>',
+        r'<body[^>]*>\s*<div class="preheader" style="display:none;[^"]*"[^>]*>Credit insurance cover is up 15.3%; Yiwu pays 80% of premiums[\u200c\u00a0]+</div>',
         html,
     )
     imgs = re.findall(r"<img [^>]*>", html)
@@ -144,6 +144,38 @@ def test_the_email_basics_are_in_place(daily: RenderedIssue) -> None:
     assert all('role="presentation"' in t for t in re.findall(r"<table[^>]*>", html))
     assert "456 Main" not in html and "88 Canton Road" in html  # the postal address
     assert "You are receiving The Daily Brief because you signed up" in html
+
+
+# -- the preheader (#12) ----------------------------------------------------------------------
+
+PREHEADER_DIV = re.compile(
+    r'<body[^>]*>\s*<div class="preheader" style="([^"]*)"[^>]*>(.*?)</div>', re.S
+)
+
+
+def test_the_preheader_is_padded_so_the_preview_stops_there(daily: RenderedIssue) -> None:
+    """Inboxes show the first ~100-150 characters of text: after the preheader, the hidden
+    element holds only invisible padding up to its end, enough to fill the preview line, so
+    "View in your browser The Harbour Ledger…" never shows."""
+    for name in ("free.html", "premium.html"):
+        _, text = PREHEADER_DIV.search(daily.files[name]).groups()
+        preheader = "Credit insurance cover is up 15.3%; Yiwu pays 80% of premiums"
+        assert text.startswith(preheader)
+        padding = text[len(preheader) :]
+        assert set(padding) == {"\u200c", "\u00a0"}  # zero-width non-joiner, no-break space
+        assert len(padding) >= 180
+    assert "preheader" not in daily.files["index.html"]  # the web version has none
+    assert "Credit insurance cover is up" not in daily.files["free.txt"].split("\n\n")[0]
+
+
+def test_the_preheader_is_hidden_without_camouflage_colours(daily: RenderedIssue) -> None:
+    """White (or background-coloured) text is what spam filters score as hidden text
+    (SpamAssassin's HTML_FONT_LOW_CONTRAST): the preheader is hidden by display and size."""
+    style, _ = PREHEADER_DIV.search(daily.files["free.html"]).groups()
+    rules = dict(r.split(":", 1) for r in style.replace(" ", "").split(";") if r)
+    assert rules["display"] == "none" and rules["max-height"] in ("0", "0px")
+    assert rules["overflow"] == "hidden" and rules["mso-hide"] == "all"
+    assert not {"color", "background", "background-color", "opacity"} & set(rules)
 
 
 # -- the premailer fixes (newsletter/inline.py): each test fails without its fix ------------
