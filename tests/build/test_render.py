@@ -48,9 +48,11 @@ def test_premium_gets_the_whole_paywalled_story_and_free_only_the_teaser(
     assert SECOND_PARAGRAPH not in squash(free) and DIGEST not in free
     assert "China Export and Credit Insurance Corp." in premium
     assert "China Export and Credit Insurance Corp." not in free
-    # free readers are invited to subscribe, once per paywalled story (the sample has three)
-    assert free.count("Subscribe to read the full story") == 3
-    assert "Subscribe to read the full story" not in premium
+    # free readers are invited to subscribe on each paywalled story (the sample has three):
+    # a button on the first, a link on the others (#12)
+    assert free.count("Subscribe to read the full story") == 1
+    assert free.count("Subscribe to read \u2192</a>") == 2
+    assert "Subscribe to read" not in premium
 
 
 def test_free_text_and_web_version_hold_no_paywalled_text_either(daily: RenderedIssue) -> None:
@@ -144,6 +146,34 @@ def test_the_email_basics_are_in_place(daily: RenderedIssue) -> None:
     assert all('role="presentation"' in t for t in re.findall(r"<table[^>]*>", html))
     assert "456 Main" not in html and "88 Canton Road" in html  # the postal address
     assert "You are receiving The Daily Brief because you signed up" in html
+
+
+def test_a_free_email_has_one_story_button_and_ends_with_one_call_to_subscribe(
+    ws: Workspace,
+) -> None:
+    """#12: the free weekly had a red button on each of its eight paywalled stories."""
+    weekly = render(ws, "issues/weekly/2025-05-17.md")
+    free, premium = weekly.files["free.html"], weekly.files["premium.html"]
+    buttons = re.findall(r'<td[^>]*class="button"[^>]*>.*?<a [^>]*>(.*?)</a>', free, re.S)
+    assert [" ".join(b.split()) for b in buttons] == [
+        "Subscribe to read the full story",
+        "Subscribe to The Harbour Ledger",
+    ]
+    locked = len(re.findall(r"FOR SUBSCRIBERS", free))
+    assert locked >= 3 and free.count("Subscribe to read \u2192</a>") == locked - 1
+    # the call to subscribe comes after the last story, before the footer
+    assert free.rindex("FOR SUBSCRIBERS") < free.index("Get every story in full")
+    assert free.index("Get every story in full") < free.index("Manage your preferences")
+    assert 'class="button"' not in premium and "Get every story in full" not in premium
+
+
+def test_the_sample_weekly_preheader_counts_its_stories(ws: Workspace) -> None:
+    """#12: the sample weekly's preheader said "Eight stories" above ten."""
+    weekly = render(ws, "issues/weekly/2025-05-17.md")
+    count = int(re.search(r"This week's (\d+) must-read", weekly.files["free.html"]).group(1))
+    words = "zero one two three four five six seven eight nine ten eleven twelve".split()
+    assert weekly.issue.preheader is not None
+    assert weekly.issue.preheader.split()[0].lower() == words[count]
 
 
 # -- the preheader (#12) ----------------------------------------------------------------------
