@@ -203,3 +203,31 @@ def test_dark_mode_keeps_the_button_the_bands_and_the_hierarchy(browser, built: 
         assert len({colours["headline"], colours["kicker"], colours["byline"]}) == 3
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [375, 600])
+def test_a_blocked_image_keeps_its_space_with_styled_alt_text(
+    browser, built: Path, width: int, scheme: str
+) -> None:  # type: ignore[no-untyped-def]
+    """#12: with images off, a story image shrank to a broken-image icon and small unstyled
+    blue alt text. The helpers above abort every image request, as a mail client with images
+    blocked does: the alt text is part of the layout and the block keeps the image's space."""
+    page = _open_email(browser, built / "daily/2025-05-14/free.html", width, scheme)
+    try:
+        image = page.locator("img[alt='Containers stacked at a port']")
+        assert image.evaluate("e => e.complete && e.naturalWidth") == 0  # blocked indeed
+        style = image.evaluate(
+            "e => { const s = getComputedStyle(e); return [s.fontFamily, s.fontSize, s.color,"
+            " s.backgroundColor]; }"
+        )
+        assert style[0].startswith("Arial") and style[1] == "13px"
+        assert style[2] == ("rgb(87, 96, 106)" if scheme == "light" else "rgb(164, 173, 184)")
+        assert style[3] not in ("rgba(0, 0, 0, 0)", "transparent")
+        assert image.evaluate(CONTRAST) >= 4.5
+        box = image.bounding_box()
+        assert box is not None
+        assert box["width"] == width - 48  # the column, less its 24px padding each side
+        assert abs(box["height"] - box["width"] * 2 / 3) <= 1  # a 3:2 block, not one line
+    finally:
+        page.close()

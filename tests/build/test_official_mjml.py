@@ -66,3 +66,7 @@ def test_outlook_widths_match_the_official_mjml(
     expected = outlook_widths(theirs)
     assert expected["mso tables"]  # the comparison compares something (weekly has no images)
     assert outlook_widths(ours) == expected
+    # and premailer, which inlines the CSS afterwards, keeps them (it rewrote width="552" as
+    # width="100%" on every <img> a CSS rule matches)
+    built = renderer.render(issue).files[f"{variant.name}.html"]
+    assert outlook_widths(built) == expected
