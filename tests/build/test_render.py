@@ -176,6 +176,21 @@ def test_the_sample_weekly_preheader_counts_its_stories(ws: Workspace) -> None:
     assert weekly.issue.preheader.split()[0].lower() == words[count]
 
 
+def test_outlook_com_gets_the_dark_mode_rules_too(daily: RenderedIssue) -> None:
+    """#12: Outlook.com ignores prefers-color-scheme and marks what it recolours with
+    data-ogsc (text) and data-ogsb (backgrounds): every dark-mode rule has its twin."""
+    html = daily.files["free.html"]
+    media = re.search(r"@media \(prefers-color-scheme: dark\) \{(.*?)\n\s*\}\n", html, re.S)
+    assert media is not None
+    dark = re.findall(r"([^{}]+?)\s*\{\s*([a-z-]+):\s*([^;]+);\s*\}", media.group(1))
+    assert len(dark) >= 10
+    for selectors, prop, value in dark:
+        prefix = "[data-ogsc] " if prop == "color" else "[data-ogsb] "
+        twin = ", ".join(prefix + s.strip() for s in selectors.split(","))
+        assert f"{twin} {{ {prop}: {value}; }}" in html, twin
+    assert "[data-ogsc] .card .button a" in html  # the button's white text included
+
+
 # -- the preheader (#12) ----------------------------------------------------------------------
 
 PREHEADER_DIV = re.compile(
