@@ -192,7 +192,7 @@ def test_dark_mode_keeps_the_button_the_bands_and_the_hierarchy(browser, built: 
             ("byline", "p.byline"),
             ("dateline", "p.dateline"),
             ("headline", "h2 a"),
-            ("text", ".card p:not([class])"),
+            ("text", ".card:not(.tagline) p:not([class])"),
         ]:
             element = page.locator(selector).first
             assert element.evaluate(CONTRAST) >= 4.5, name
