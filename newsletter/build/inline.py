@@ -13,6 +13,9 @@ Each setting below fixes something premailer does by default that breaks our ema
   properties. premailer's `disable_validation` skips it for the stylesheet but not for the
   styles already on each element (`merge_style.csstext_to_pairs`), so we turn it off there.
   `align_floating_images` is off too: it parses every <img> style, and we float no image.
+- `disable_basic_attributes`: premailer copies the width, height and background of every
+  element a rule matches into HTML attributes, turning a story image's width="552" (what
+  Outlook for Windows sizes it by) into width="100%", and adding bgcolor to an <img>.
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ def inline_css(html: str, css: list[str]) -> str:
         remove_classes=False,
         disable_validation=True,
         align_floating_images=False,
+        disable_basic_attributes=["width", "height", "bgcolor"],
         cssutils_logging_level=logging.CRITICAL,
         cache_css_parsing=True,
     ).transform()

@@ -9,6 +9,7 @@ per-recipient values are `placeholders` markers filled at send time.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,15 @@ from newsletter.model import Tier
 from newsletter.problems import Problem
 
 GMAIL_CLIP_BYTES = 102 * 1024
+
+# The preheader: inboxes show the first text of an email after the subject. Padding after it
+# (zero-width non-joiner + no-break space pairs, which inboxes print as nothing) keeps the
+# preview from running on into "View in your browser" and the masthead. It is hidden by
+# display/size/overflow alone: mjml-python's white-on-background text reads to spam filters
+# as camouflaged text (SpamAssassin's HTML_FONT_LOW_CONTRAST).
+PREHEADER_PADDING = "&zwnj;&nbsp;" * 100
+PREHEADER_STYLE = "display:none;max-height:0;max-width:0;overflow:hidden;mso-hide:all"
+_MJ_PREVIEW = re.compile(r'(<body[^>]*>\s*)<div style="display:none;[^"]*">(.*?)</div>', re.S)
 
 
 @dataclass(frozen=True)
@@ -271,7 +281,7 @@ class Renderer:
 
         with self.timings.stage("mjml"):
             try:
-                return mjml2html(source, fonts={}, disable_comments=False)
+                return hide_preheader(mjml2html(source, fonts={}, disable_comments=False))
             except ValueError as exc:
                 raise RenderError(
                     Problem(shown, None, "error", f"MJML error in template '{template}': {exc}")
@@ -281,3 +291,15 @@ class Renderer:
         return plaintext.email(
             self.config, issue, articles, variant.tier, web_url(self.config, issue)
         )
+
+
+def hide_preheader(html: str) -> str:
+    """mjml-python's <mj-preview> → the preheader, padded, hidden without a colour."""
+    return _MJ_PREVIEW.sub(
+        lambda m: (
+            f'{m.group(1)}<div class="preheader" style="{PREHEADER_STYLE}" '
+            f'aria-hidden="true">{m.group(2)}{PREHEADER_PADDING}</div>'
+        ),
+        html,
+        count=1,
+    )

@@ -53,7 +53,7 @@ def test_listed_articles_come_first_and_a_url_appears_once(ws: Workspace) -> Non
     path = ws.root / "issues/weekly/2025-05-17.md"
     path.write_text(
         path.read_text().replace(
-            'preheader: "Eight stories our editors think you should not miss"\n',
+            'preheader: "Ten stories our editors think you should not miss"\n',
             'preheader: "Our picks"\narticles:\n'
             "  - title: Our own pick of the tariff truce\n"
             "    url: https://news.harbourledger.example/2025-05-12/tariff-truce-container-bookings\n"

@@ -48,9 +48,11 @@ def test_premium_gets_the_whole_paywalled_story_and_free_only_the_teaser(
     assert SECOND_PARAGRAPH not in squash(free) and DIGEST not in free
     assert "China Export and Credit Insurance Corp." in premium
     assert "China Export and Credit Insurance Corp." not in free
-    # free readers are invited to subscribe, once per paywalled story (the sample has three)
-    assert free.count("Subscribe to read the full story") == 3
-    assert "Subscribe to read the full story" not in premium
+    # free readers are invited to subscribe on each paywalled story (the sample has three):
+    # a button on the first, a link on the others (#12)
+    assert free.count("Subscribe to read the full story") == 1
+    assert free.count("Subscribe to read \u2192</a>") == 2
+    assert "Subscribe to read" not in premium
 
 
 def test_free_text_and_web_version_hold_no_paywalled_text_either(daily: RenderedIssue) -> None:
@@ -138,7 +140,7 @@ def test_the_email_basics_are_in_place(daily: RenderedIssue) -> None:
     assert '<meta name="color-scheme" content="light dark"' in html
     # the preheader is hidden preview text right after <body>
     assert re.search(
-        r'<body[^>]*>\s*<div style="display:none;[^"]*">Credit insurance cover is up 15.3%; Yiwu pays 80% of premiums</div>',
+        r'<body[^>]*>\s*<div class="preheader" style="display:none;[^"]*"[^>]*>Credit insurance cover is up 15.3%; Yiwu pays 80% of premiums[\u200c\u00a0]+</div>',
         html,
     )
     imgs = re.findall(r"<img [^>]*>", html)
@@ -148,6 +150,81 @@ def test_the_email_basics_are_in_place(daily: RenderedIssue) -> None:
     assert all('role="presentation"' in t for t in re.findall(r"<table[^>]*>", html))
     assert "456 Main" not in html and "88 Canton Road" in html  # the postal address
     assert "You are receiving The Daily Brief because you signed up" in html
+
+
+def test_a_free_email_has_one_story_button_and_ends_with_one_call_to_subscribe(
+    ws: Workspace,
+) -> None:
+    """#12: the free weekly had a red button on each of its eight paywalled stories."""
+    weekly = render(ws, "issues/weekly/2025-05-17.md")
+    free, premium = weekly.files["free.html"], weekly.files["premium.html"]
+    buttons = re.findall(r'<td[^>]*class="button"[^>]*>.*?<a [^>]*>(.*?)</a>', free, re.S)
+    assert [" ".join(b.split()) for b in buttons] == [
+        "Subscribe to read the full story",
+        "Subscribe to The Harbour Ledger",
+    ]
+    locked = len(re.findall(r"FOR SUBSCRIBERS", free))
+    assert locked >= 3 and free.count("Subscribe to read \u2192</a>") == locked - 1
+    # the call to subscribe comes after the last story, before the footer
+    assert free.rindex("FOR SUBSCRIBERS") < free.index("Get every story in full")
+    assert free.index("Get every story in full") < free.index("Manage your preferences")
+    assert 'class="button"' not in premium and "Get every story in full" not in premium
+
+
+def test_the_sample_weekly_preheader_counts_its_stories(ws: Workspace) -> None:
+    """#12: the sample weekly's preheader said "Eight stories" above ten."""
+    weekly = render(ws, "issues/weekly/2025-05-17.md")
+    count = int(re.search(r"This week's (\d+) must-read", weekly.files["free.html"]).group(1))
+    words = "zero one two three four five six seven eight nine ten eleven twelve".split()
+    assert weekly.issue.preheader is not None
+    assert weekly.issue.preheader.split()[0].lower() == words[count]
+
+
+def test_outlook_com_gets_the_dark_mode_rules_too(daily: RenderedIssue) -> None:
+    """#12: Outlook.com ignores prefers-color-scheme and marks what it recolours with
+    data-ogsc (text) and data-ogsb (backgrounds): every dark-mode rule has its twin."""
+    html = daily.files["free.html"]
+    media = re.search(r"@media \(prefers-color-scheme: dark\) \{(.*?)\n\s*\}\n", html, re.S)
+    assert media is not None
+    dark = re.findall(r"([^{}]+?)\s*\{\s*([a-z-]+):\s*([^;]+);\s*\}", media.group(1))
+    assert len(dark) >= 10
+    for selectors, prop, value in dark:
+        prefix = "[data-ogsc] " if prop == "color" else "[data-ogsb] "
+        twin = ", ".join(prefix + s.strip() for s in selectors.split(","))
+        assert f"{twin} {{ {prop}: {value}; }}" in html, twin
+    assert "[data-ogsc] .card .button a" in html  # the button's white text included
+
+
+# -- the preheader (#12) ----------------------------------------------------------------------
+
+PREHEADER_DIV = re.compile(
+    r'<body[^>]*>\s*<div class="preheader" style="([^"]*)"[^>]*>(.*?)</div>', re.S
+)
+
+
+def test_the_preheader_is_padded_so_the_preview_stops_there(daily: RenderedIssue) -> None:
+    """Inboxes show the first ~100-150 characters of text: after the preheader, the hidden
+    element holds only invisible padding up to its end, enough to fill the preview line, so
+    "View in your browser The Harbour Ledger…" never shows."""
+    for name in ("free.html", "premium.html"):
+        _, text = PREHEADER_DIV.search(daily.files[name]).groups()
+        preheader = "Credit insurance cover is up 15.3%; Yiwu pays 80% of premiums"
+        assert text.startswith(preheader)
+        padding = text[len(preheader) :]
+        assert set(padding) == {"\u200c", "\u00a0"}  # zero-width non-joiner, no-break space
+        assert len(padding) >= 180
+    assert "preheader" not in daily.files["index.html"]  # the web version has none
+    assert "Credit insurance cover is up" not in daily.files["free.txt"].split("\n\n")[0]
+
+
+def test_the_preheader_is_hidden_without_camouflage_colours(daily: RenderedIssue) -> None:
+    """White (or background-coloured) text is what spam filters score as hidden text
+    (SpamAssassin's HTML_FONT_LOW_CONTRAST): the preheader is hidden by display and size."""
+    style, _ = PREHEADER_DIV.search(daily.files["free.html"]).groups()
+    rules = dict(r.split(":", 1) for r in style.replace(" ", "").split(";") if r)
+    assert rules["display"] == "none" and rules["max-height"] in ("0", "0px")
+    assert rules["overflow"] == "hidden" and rules["mso-hide"] == "all"
+    assert not {"color", "background", "background-color", "opacity"} & set(rules)
 
 
 # -- the premailer fixes (newsletter/inline.py): each test fails without its fix ------------
