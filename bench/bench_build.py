@@ -63,8 +63,8 @@ def one_issue(root: Path, runs: int) -> Path:
         stages["write"].append(t3 - t2)
         stages["total"].append(t3 - t0)
     print(
-        f"One 12-story daily in-process, {len(VARIANTS)} MJML compiles "
-        "(free, premium, web) + 2 text parts:"
+        "One 12-story daily in-process: 2 MJML compiles and inlinings (free, premium), "
+        "2 text parts, the web page:"
     )
     for key, values in stages.items():
         print("  " + Runs(values).line(key))
