@@ -51,15 +51,45 @@ def _guarded_getaddrinfo(real, attempts: list[str]):  # type: ignore[no-untyped-
     return guarded
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """A copy of the repository's sample publication."""
-    root = tmp_path / "ws"
-    root.mkdir()
+def copy_sample(root: Path) -> Path:
+    """The repository's sample publication (config, issues, template overrides) into `root`."""
+    root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "newsletter.toml", root)
     shutil.copytree(REPO / "issues", root / "issues")
     shutil.copytree(REPO / "templates", root / "templates")
     return root
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A copy of the repository's sample publication."""
+    return copy_sample(tmp_path / "ws")
+
+
+@pytest.fixture(scope="session")
+def sample_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample publication built once for the session's read-only checks (browsers, the Nu
+    HTML Checker): its build/ folder."""
+    from newsletter.build.pipeline import build
+    from newsletter.workspace import Workspace
+
+    root = copy_sample(tmp_path_factory.mktemp("sample") / "ws")
+    assert build(Workspace(root)).ok
+    return root / "build"
+
+
+def open_offline(browser, path: Path, width: int, **options):  # type: ignore[no-untyped-def]
+    """A page of `path` at `width`, every request but file: ones refused: images point at the
+    publication's server, which the tests never reach."""
+    page = browser.new_page(viewport={"width": width, "height": 800}, **options)
+    page.route(
+        "**/*",
+        lambda route: (
+            route.abort() if not route.request.url.startswith("file:") else route.continue_()
+        ),
+    )
+    page.goto(path.as_uri())
+    return page
 
 
 @pytest.fixture

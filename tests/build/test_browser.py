@@ -7,37 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build.pipeline import build
-from newsletter.workspace import Workspace
+from tests.conftest import open_offline
 
 OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import shutil
-
-    from tests.conftest import REPO
-
-    root = tmp_path_factory.mktemp("ws")
-    shutil.copy(REPO / "newsletter.toml", root)
-    shutil.copytree(REPO / "issues", root / "issues")
-    shutil.copytree(REPO / "templates", root / "templates")
-    assert build(Workspace(root)).ok
-    return root / "build"
-
-
-def _open(browser, path: Path, width: int):  # type: ignore[no-untyped-def]
-    page = browser.new_page(viewport={"width": width, "height": 800})
-    # images point at the publication's server, which the tests never reach
-    page.route(
-        "**/*",
-        lambda route: (
-            route.abort() if not route.request.url.startswith("file:") else route.continue_()
-        ),
-    )
-    page.goto(path.as_uri())
-    return page
+def built(sample_build: Path) -> Path:
+    return sample_build
 
 
 @pytest.mark.parametrize(
@@ -51,7 +28,7 @@ def _open(browser, path: Path, width: int):  # type: ignore[no-untyped-def]
     ],
 )
 def test_nothing_overflows_horizontally_on_a_375px_phone(browser, built: Path, name: str) -> None:  # type: ignore[no-untyped-def]
-    page = _open(browser, built / name, 375)
+    page = open_offline(browser, built / name, 375)
     assert page.evaluate(OVERFLOW) <= 0
     # and the story column really uses the phone's width rather than a fixed 600px
     widest = page.evaluate(
@@ -62,14 +39,14 @@ def test_nothing_overflows_horizontally_on_a_375px_phone(browser, built: Path, n
 
 
 def test_desktop_width_keeps_a_600px_column(browser, built: Path) -> None:  # type: ignore[no-untyped-def]
-    page = _open(browser, built / "daily/2025-05-14/free.html", 800)
+    page = open_offline(browser, built / "daily/2025-05-14/free.html", 800)
     assert page.evaluate(OVERFLOW) <= 0
     width = page.evaluate(
         "document.querySelector('h1').closest('div[style*=\"max-width:600px\"]').getBoundingClientRect().width"
     )
     assert width == 600
     page.close()
-    page = _open(browser, built / "daily/2025-05-14/free.html", 600)
+    page = open_offline(browser, built / "daily/2025-05-14/free.html", 600)
     assert page.evaluate(OVERFLOW) <= 0
     page.close()
 
@@ -80,7 +57,7 @@ def test_desktop_width_keeps_a_600px_column(browser, built: Path) -> None:  # ty
 def test_no_serious_or_critical_accessibility_violation(browser, built: Path, name: str) -> None:  # type: ignore[no-untyped-def]
     from axe_playwright_python.sync_playwright import Axe
 
-    page = _open(browser, built / name, 600)
+    page = open_offline(browser, built / name, 600)
     results = Axe().run(page)
     bad = [
         (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
@@ -112,18 +89,6 @@ CONTRAST = """el => {
 }"""
 
 
-def _open_email(browser, path: Path, width: int, scheme: str):  # type: ignore[no-untyped-def]
-    page = browser.new_page(viewport={"width": width, "height": 800}, color_scheme=scheme)
-    page.route(
-        "**/*",
-        lambda route: (
-            route.abort() if not route.request.url.startswith("file:") else route.continue_()
-        ),
-    )
-    page.goto(path.as_uri())
-    return page
-
-
 @pytest.mark.parametrize("width", [375, 600])
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("tier", ["free", "premium"])
@@ -133,7 +98,9 @@ def test_every_email_reads_well_light_and_dark_on_phone_and_desktop(
 ) -> None:  # type: ignore[no-untyped-def]
     from axe_playwright_python.sync_playwright import Axe
 
-    page = _open_email(browser, built / EMAILS[newsletter] / f"{tier}.html", width, scheme)
+    page = open_offline(
+        browser, built / EMAILS[newsletter] / f"{tier}.html", width, color_scheme=scheme
+    )
     try:
         assert page.evaluate("matchMedia('(prefers-color-scheme: dark)').matches") is (
             scheme == "dark"
@@ -177,7 +144,7 @@ def test_dark_mode_keeps_the_button_the_bands_and_the_hierarchy(browser, built: 
     """#12: the dark-mode link colour turned the button's white text light blue on red, the
     "View in your browser" strip and the footer stayed light, and kickers, dates and bylines
     all became the same near-white."""
-    page = _open_email(browser, built / "daily/2025-05-14/free.html", 600, "dark")
+    page = open_offline(browser, built / "daily/2025-05-14/free.html", 600, color_scheme="dark")
     try:
         button = page.get_by_text("Subscribe to read the full story").first
         assert button.evaluate("e => getComputedStyle(e).color") == "rgb(255, 255, 255)"
@@ -213,7 +180,7 @@ def test_a_blocked_image_keeps_its_space_with_styled_alt_text(
     """#12: with images off, a story image shrank to a broken-image icon and small unstyled
     blue alt text. The helpers above abort every image request, as a mail client with images
     blocked does: the alt text is part of the layout and the block keeps the image's space."""
-    page = _open_email(browser, built / "daily/2025-05-14/free.html", width, scheme)
+    page = open_offline(browser, built / "daily/2025-05-14/free.html", width, color_scheme=scheme)
     try:
         image = page.locator("img[alt='Containers stacked at a port']")
         assert image.evaluate("e => e.complete && e.naturalWidth") == 0  # blocked indeed

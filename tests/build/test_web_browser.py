@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.build.pipeline import build
-from newsletter.workspace import Workspace
-from tests.conftest import REPO
+from tests.conftest import REPO, open_offline
 
 OVERFLOW = "document.documentElement.scrollWidth - document.documentElement.clientWidth"
 
@@ -19,34 +17,14 @@ PAGES = [
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import shutil
-
-    root = tmp_path_factory.mktemp("ws")
-    shutil.copy(REPO / "newsletter.toml", root)
-    shutil.copytree(REPO / "issues", root / "issues")
-    shutil.copytree(REPO / "templates", root / "templates")
-    assert build(Workspace(root)).ok
-    return root / "build"
-
-
-def _open(browser, path: Path, width: int):  # type: ignore[no-untyped-def]
-    page = browser.new_page(viewport={"width": width, "height": 800})
-    # images point at the publication's server, which the tests never reach
-    page.route(
-        "**/*",
-        lambda route: (
-            route.abort() if not route.request.url.startswith("file:") else route.continue_()
-        ),
-    )
-    page.goto(path.as_uri())
-    return page
+def built(sample_build: Path) -> Path:
+    return sample_build
 
 
 @pytest.mark.parametrize("width", [375, 600])
 @pytest.mark.parametrize("name", PAGES)
 def test_no_horizontal_overflow(browser, built: Path, name: str, width: int) -> None:  # type: ignore[no-untyped-def]
-    page = _open(browser, built / name, width)
+    page = open_offline(browser, built / name, width)
     assert page.evaluate(OVERFLOW) <= 0
     widest = page.evaluate(
         "Math.max(...[...document.querySelectorAll('*')].map(e => e.getBoundingClientRect().right))"
@@ -60,7 +38,7 @@ def test_no_serious_or_critical_accessibility_violation(browser, built: Path, na
     from axe_playwright_python.sync_playwright import Axe
 
     for width, scheme in ((375, "light"), (600, "light"), (600, "dark")):
-        page = _open(browser, built / name, width)
+        page = open_offline(browser, built / name, width)
         page.emulate_media(color_scheme=scheme)
         results = Axe().run(page)
         bad = [
