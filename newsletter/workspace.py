@@ -66,7 +66,7 @@ class Workspace:
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
             path = url[len(prefix) :]
-            if path and path != ":memory:":
+            if path.split("?", 1)[0] not in ("", ":memory:"):  # options may follow the file
                 url = prefix + str(self.root / path)
         return url
 
