@@ -150,8 +150,13 @@ def _consent(
         action,
         "webhook",
         now,
-        f"sendgrid {e.event}{': ' + e.detail if e.detail else ''} ({e.event_id})",
+        _detail(e),
     )
+
+
+def _detail(e: DeliveryEvent) -> str:
+    """The consent history's note of a provider event: which, why, and its id."""
+    return f"sendgrid {e.event}{': ' + e.detail if e.detail else ''} ({e.event_id})"
 
 
 def _unsubscribe(
@@ -163,9 +168,5 @@ def _unsubscribe(
         for key, sub in sorted(subs.items())
         if sub["status"] != "unsubscribed" and e.newsletter in (None, key)
     ]
-    for key in targets:
-        q.set_status(conn, person.id, key, "unsubscribed", "webhook", now, existed=True)
-    q.record(
-        conn, [_consent(person.email_hash, person, key, "unsubscribed", e, now) for key in targets]
-    )
+    q.unsubscribe(conn, person.id, person.email_hash, targets, "webhook", now, _detail(e))
     return len(targets)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from email.utils import make_msgid, parseaddr
+from typing import Any
 
 import jinja2
 
 from newsletter.audience.tokens import Signer
-from newsletter.config import Config
+from newsletter.config import Config, NewsletterConfig
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,6 @@ def confirmation(
     url = f"{config.publication.root_url}/confirm/{token}"
     titles = [config.newsletters[key].title for key in newsletters]
     first = config.newsletters[newsletters[0]]
-    sender_name, sender = parseaddr(first.sender)
     values = {
         "pub": config.publication,
         "colors": config.publication.colors,
@@ -57,18 +57,7 @@ def confirmation(
         "days": valid_days,
     }
     subject = f"Confirm your subscription to {_join(titles)}"
-    return Notice(
-        kind="confirm",
-        to=email,
-        subject=subject,
-        text=pages.get_template("notices/confirm.txt.j2").render(values),
-        html=pages.get_template("notices/confirm.html.j2").render(values),
-        sender_name=sender_name or config.publication.name,
-        sender=sender,
-        reply_to=first.reply_to,
-        message_id=make_msgid("confirm", domain=sender.rsplit("@", 1)[1]),
-        date=now,
-    )
+    return _notice(config, first, pages, "confirm", email, subject, values, now)
 
 
 DATA_ACTIONS = ("download", "delete")  # the word a data token carries
@@ -92,7 +81,6 @@ def data_request(
         raise ValueError(f"no data action {action!r}")
     token = signer.make("data", subscriber_id, names=[action])
     first = next(iter(config.newsletters.values()))
-    sender_name, sender = parseaddr(first.sender)
     values = {
         "pub": config.publication,
         "colors": config.publication.colors,
@@ -100,16 +88,32 @@ def data_request(
         "url": f"{config.publication.root_url}/data/{token}",
         "minutes": DATA_MAX_AGE // 60,
     }
+    subject = f"Confirm you want to {action} your data"
+    return _notice(config, first, pages, "data", email, subject, values, now)
+
+
+def _notice(
+    config: Config,
+    newsletter: NewsletterConfig,
+    pages: jinja2.Environment,
+    kind: str,
+    to: str,
+    subject: str,
+    values: dict[str, Any],
+    now: dt.datetime,
+) -> Notice:
+    """A notice from `newsletter`'s sender, its text and HTML from notices/<kind>.*.j2."""
+    sender_name, sender = parseaddr(newsletter.sender)
     return Notice(
-        kind="data",
-        to=email,
-        subject=f"Confirm you want to {action} your data",
-        text=pages.get_template("notices/data.txt.j2").render(values),
-        html=pages.get_template("notices/data.html.j2").render(values),
+        kind=kind,
+        to=to,
+        subject=subject,
+        text=pages.get_template(f"notices/{kind}.txt.j2").render(values),
+        html=pages.get_template(f"notices/{kind}.html.j2").render(values),
         sender_name=sender_name or config.publication.name,
         sender=sender,
-        reply_to=first.reply_to,
-        message_id=make_msgid("data", domain=sender.rsplit("@", 1)[1]),
+        reply_to=newsletter.reply_to,
+        message_id=make_msgid(kind, domain=sender.rsplit("@", 1)[1]),
         date=now,
     )
 

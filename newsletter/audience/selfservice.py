@@ -119,15 +119,7 @@ def set_newsletters(
         was = {key: subs.get(key, {}).get("status") for key in sorted(offered)}
         leaving = [k for k, s in was.items() if k not in wanted and s in ("subscribed", "pending")]
         adding = [k for k, s in was.items() if k in wanted and s not in ("subscribed", "pending")]
-        for key in leaving:
-            q.set_status(conn, person.id, key, "unsubscribed", method, now, existed=True)
-        q.record(
-            conn,
-            [
-                q.ConsentEvent(person.email_hash, person.id, key, "unsubscribed", method, now)
-                for key in leaving
-            ],
-        )
+        q.unsubscribe(conn, person.id, person.email_hash, leaving, method, now)
         changes = dict.fromkeys(leaving, "unsubscribed")
         if adding and optin.over_limit(conn, person.email_hash, per_address, now):
             return Changes(changes, None, adding)

@@ -147,15 +147,7 @@ def remove(
             for k, s in sorted(subs.items())
             if (newsletter in (None, k)) and s["status"] != "unsubscribed"
         ]
-        for key in targets:
-            q.set_status(conn, person.id, key, "unsubscribed", method, now, existed=True)
-        q.record(
-            conn,
-            [
-                q.ConsentEvent(address.hash, person.id, key, "unsubscribed", method, now)
-                for key in targets
-            ],
-        )
+        q.unsubscribe(conn, person.id, address.hash, targets, method, now)
         return targets
 
 

@@ -237,6 +237,28 @@ def update_subscribers(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(statement, group)
 
 
+def unsubscribe(
+    conn: Connection,
+    subscriber_id: int,
+    email_hash: str,
+    newsletters: Sequence[str],
+    method: str,
+    now: dt.datetime,
+    detail: str = "",
+) -> None:
+    """Unsubscribe from existing subscriptions, each with its line of consent history: the
+    one way the editor's commands, a subscriber's links and provider events take one away."""
+    for key in newsletters:
+        set_status(conn, subscriber_id, key, "unsubscribed", method, now, existed=True)
+    record(
+        conn,
+        [
+            ConsentEvent(email_hash, subscriber_id, key, "unsubscribed", method, now, detail)
+            for key in newsletters
+        ],
+    )
+
+
 def set_status(
     conn: Connection,
     subscriber_id: int,
