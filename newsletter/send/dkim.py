@@ -101,6 +101,7 @@ class DkimSigner:
         self.clock = clock
         self.policy = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
         self._canonical: dict[bytes, bytes] = {}  # a shared piece → its canonical form
+        self._canonical_head: dict[bytes, list[tuple[bytes, bytes]]] = {}  # the issue's headers
         self._lock = threading.Lock()
         self._factory: object = None
 
@@ -112,17 +113,24 @@ class DkimSigner:
         if factory is not self._factory:
             with self._lock:  # a new issue: the old issue's pieces are of no more use
                 if factory is not self._factory:
-                    self._canonical = {}
+                    self._canonical, self._canonical_head = {}, {}
                     self._factory = factory
         data = message.data
         body_hash = self._body_hash(factory.body(message))
-        return self._signature(factory.headers(message), body_hash) + data
+        head = factory.headers(message)
+        if head.startswith(factory.common):  # the issue's headers, the same for every reader
+            shared = self._canonical_headers(factory.common)
+            headers = shared + self._canonical_headers(head[len(factory.common) :], cache=False)
+        else:
+            headers = self._canonical_headers(head, cache=False)
+        return self._signature(headers, body_hash) + data
 
     def data(self, data: bytes) -> bytes:
         """Any whole message (a notice), canonicalised in one piece."""
         head, _, body = data.partition(b"\r\n\r\n")
         canonical = self.policy.canonicalize_body(body)
-        return self._signature(head + b"\r\n", _b64(hashlib.sha256(canonical).digest())) + data
+        headers = self._canonical_headers(head + b"\r\n", cache=False)
+        return self._signature(headers, _b64(hashlib.sha256(canonical).digest())) + data
 
     # -- the parts -----------------------------------------------------------------------------
 
@@ -147,14 +155,25 @@ class DkimSigner:
             return _b64(hashlib.sha256(self.policy.canonicalize_body(whole)).digest())
         return _b64(hasher.digest())
 
-    def _signature(self, head: bytes, body_hash: bytes) -> bytes:
-        """The DKIM-Signature header line for these header lines and body hash: dkimpy's
-        fields, folding and header hash (`DKIM.sign`), RSA by OpenSSL."""
+    def _canonical_headers(self, head: bytes, cache: bool = True) -> list[tuple[bytes, bytes]]:
+        """Header lines → (name, value) pairs, relaxed-canonicalised by dkimpy."""
+        from dkim import rfc822_parse
+
+        found = self._canonical_head.get(head) if cache else None
+        if found is None:
+            parsed, _ = rfc822_parse(head + b"\r\n")
+            found = self.policy.canonicalize_headers(parsed)
+            if cache:
+                self._canonical_head[head] = found
+        return found
+
+    def _signature(self, headers: list[tuple[bytes, bytes]], body_hash: bytes) -> bytes:
+        """The DKIM-Signature header line for these (canonical) headers and body hash:
+        dkimpy's fields, folding and header hash (`DKIM.sign`), RSA by OpenSSL."""
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.asymmetric import padding, utils
-        from dkim import RE_BTAG, fold, hash_headers, rfc822_parse
+        from dkim import RE_BTAG, fold, hash_headers
 
-        headers, _ = rfc822_parse(head + b"\r\n")
         fields = [
             (b"v", b"1"),
             (b"a", b"rsa-sha256"),
@@ -172,8 +191,7 @@ class DkimSigner:
         value = fold(b"; ".join(b"=".join(f) for f in fields), namelen=len(name))
         value = RE_BTAG.sub(b"\\1", value)
         hasher = hashlib.sha256()
-        canonical = self.policy.canonicalize_headers(headers)
-        hash_headers(hasher, self.policy, canonical, SIGNED, (name, b" " + value), dict(fields))
+        hash_headers(hasher, self.policy, headers, SIGNED, (name, b" " + value), dict(fields))
         signature = self.key.sign(
             hasher.digest(), padding.PKCS1v15(), utils.Prehashed(hashes.SHA256())
         )
