@@ -471,6 +471,31 @@ def keygen(ctx: click.Context, selector: str, domain: str | None, out: Path | No
     )
 
 
+@cli.command()
+@click.option(
+    "--backend",
+    type=click.Choice(["smtp", "sendgrid"]),
+    default="smtp",
+    show_default=True,
+    help="The way the mail leaves: SPF and DKIM are checked for it.",
+)
+@click.option("--nameserver", help="Ask this DNS server (HOST or HOST:PORT), not the system's.")
+@click.pass_context
+def doctor(ctx: click.Context, backend: str, nameserver: str | None) -> None:
+    """Check in DNS that mailbox providers will trust what you send (SPF, DKIM, DMARC…)."""
+    from newsletter.send.doctor import diagnose, resolver_lookup
+
+    with _user_errors():
+        ws = _workspace(ctx)
+        checks = diagnose(ws.config, resolver_lookup(nameserver), backend)  # type: ignore[arg-type]
+    for check in checks:
+        click.echo(check.line())
+    failed = sum(not c.ok for c in checks)
+    if failed:
+        click.echo(f"{failed} of {len(checks)} checks failed", err=True)
+        ctx.exit(1)
+
+
 @contextmanager
 def _send_progress(total: int) -> Iterator[Callable[[int, int], None] | None]:
     """On a terminal: a bar with the rate and the time left."""

@@ -46,6 +46,7 @@ OWNERS = {
     "sendgrid": {"send.backends.sendgrid", "send.backends.sendgrid_webhook"},
     "cryptography": {"send.backends.sendgrid_webhook", "send.dkim"},
     "dkim": {"send.dkim"},  # dkimpy
+    "dns": {"send.doctor"},  # dnspython
     "python_http_client": {"send.backends.sendgrid"},
     "itsdangerous": {"audience.tokens"},
 }
