@@ -182,8 +182,10 @@ def test_without_dkim_nothing_is_signed(runner: CliRunner, signing: Path) -> Non
             "not a PEM RSA private key",
         ),
         ("ec", "not an RSA key (DKIM signs with rsa-sha256)"),
+        ("encrypted", "the key is encrypted: DKIM needs it without a passphrase"),
+        ("folder", "cannot read the key file: Is a directory"),
     ],
-    ids=["missing", "not-pem", "bad-pem", "not-rsa"],
+    ids=["missing", "not-pem", "bad-pem", "not-rsa", "encrypted", "folder"],
 )
 def test_a_bad_key_file_stops_the_send_before_it_starts(
     runner: CliRunner,
@@ -200,6 +202,14 @@ def test_a_bad_key_file_stops_the_send_before_it_starts(
         content = ec.generate_private_key(ec.SECP256R1()).private_bytes(
             Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
         )
+    if content == "encrypted":
+        from cryptography.hazmat.primitives.serialization import BestAvailableEncryption
+
+        content = rsa.generate_private_key(public_exponent=65537, key_size=1024).private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(b"passphrase")
+        )
+    if content == "folder":
+        path.mkdir()
     if isinstance(content, bytes):
         path.write_bytes(content)
     monkeypatch.setenv("NEWSLETTER_DKIM_KEY_FILE", str(path))
@@ -228,3 +238,32 @@ def test_long_records_are_cut_into_255_octet_strings() -> None:
     strings = txt_strings(record)
     assert [len(s) for s in strings] == [255, 155]
     assert "".join(strings) == record
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            'domain = "localhost"\nselector = "news"',
+            "dkim.domain: 'localhost' is not a domain name like 'news.example.com'",
+        ),
+        (
+            'domain = "harbourledger.example"\nselector = "a b"',
+            "dkim.selector: 'a b' is not a DKIM selector like 'news2026' (letters, digits, '-')",
+        ),
+        ('domain = "harbourledger.example"', "missing required key 'selector' in dkim"),
+        (
+            'domain = "harbourledger.example"\nselector = "s"\nkey = "-----BEGIN"',
+            "unknown key 'key' in dkim",
+        ),
+    ],
+    ids=["domain", "selector", "no-selector", "no-key-in-config"],
+)
+def test_a_bad_dkim_table_is_a_config_error_naming_the_key(
+    runner: CliRunner, workspace: Path, table: str, message: str
+) -> None:
+    config = workspace / "newsletter.toml"
+    config.write_text(config.read_text() + f"\n[dkim]\n{table}\n")
+    result = runner.invoke(cli, ["-w", str(workspace), "check"])
+    assert result.exit_code == 1
+    assert "newsletter.toml:" in result.output and f": error: {message}\n" in result.output
