@@ -143,7 +143,10 @@ class DkimSigner:
         for piece, shared in parts:
             canonical = cache.get(piece) if shared else None
             if canonical is None:
-                canonical = compress_whitespace(strip_trailing_whitespace(piece))
+                if b"  " in piece or b"\t" in piece or b" \r\n" in piece:
+                    canonical = compress_whitespace(strip_trailing_whitespace(piece))
+                else:  # nothing for relaxed canonicalisation to change (most values)
+                    canonical = piece
                 if shared:
                     cache[piece] = canonical
             hasher.update(canonical)
