@@ -417,6 +417,85 @@ def secret(ctx: click.Context) -> None:
         )
 
 
+# -- deliverability: DKIM keys and `doctor` (#14) ---------------------------------------------
+
+
+@cli.group()
+def dkim() -> None:
+    """DKIM signing keys for the SMTP and outbox backends."""
+
+
+@dkim.command()
+@click.option("--selector", required=True, help="The key's name in DNS (s=), like news2026.")
+@click.option("--domain", help="The signing domain (default: [dkim] domain, else the From's).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The key file to write (default: dkim-SELECTOR.pem in the workspace); never overwritten.",
+)
+@click.pass_context
+def keygen(ctx: click.Context, selector: str, domain: str | None, out: Path | None) -> None:
+    """Write a new 2048-bit RSA key (mode 600) and print the DNS TXT record to publish."""
+    from email.utils import parseaddr
+
+    from pydantic import ValidationError
+
+    from newsletter.config import DKIM_KEY_FILE_ENV, DkimSettings
+    from newsletter.send.dkim import keygen as make_key
+
+    with _user_errors():
+        ws = _workspace(ctx)
+        config = ws.config
+        if domain is None:
+            if config.dkim is not None:
+                domain = config.dkim.domain
+            else:
+                sender = next(iter(config.newsletters.values())).sender
+                domain = parseaddr(sender)[1].rsplit("@", 1)[1]
+        try:
+            settings = DkimSettings(domain=domain, selector=selector)
+        except ValidationError as exc:
+            _fail(str(exc.errors()[0].get("ctx", {}).get("error", exc)))
+        path = out if out is not None else ws.root / f"dkim-{settings.selector}.pem"
+        key = make_key(path, settings.selector, settings.domain)
+    click.echo(f"wrote a new 2048-bit key to {ws.display(key.path)} (mode 600; keep it out of git)")
+    click.echo("")
+    click.echo(f"Publish this DNS TXT record at {key.name}:")
+    click.echo("")
+    click.echo(f"  {key.zone_line}")
+    click.echo("")
+    click.echo("Then sign with it:")
+    click.echo(f"  export {DKIM_KEY_FILE_ENV}={key.path.resolve()}")
+    click.echo(
+        f'  newsletter.toml: [dkim] domain = "{settings.domain}", selector = "{settings.selector}"'
+    )
+
+
+@cli.command()
+@click.option(
+    "--backend",
+    type=click.Choice(["smtp", "sendgrid"]),
+    default="smtp",
+    show_default=True,
+    help="The way the mail leaves: SPF and DKIM are checked for it.",
+)
+@click.option("--nameserver", help="Ask this DNS server (HOST or HOST:PORT), not the system's.")
+@click.pass_context
+def doctor(ctx: click.Context, backend: str, nameserver: str | None) -> None:
+    """Check in DNS that mailbox providers will trust what you send (SPF, DKIM, DMARC…)."""
+    from newsletter.send.doctor import diagnose, resolver_lookup
+
+    with _user_errors():
+        ws = _workspace(ctx)
+        checks = diagnose(ws.config, resolver_lookup(nameserver), backend)  # type: ignore[arg-type]
+    for check in checks:
+        click.echo(check.line())
+    failed = sum(not c.ok for c in checks)
+    if failed:
+        click.echo(f"{failed} of {len(checks)} checks failed", err=True)
+        ctx.exit(1)
+
+
 @contextmanager
 def _send_progress(total: int) -> Iterator[Callable[[int, int], None] | None]:
     """On a terminal: a bar with the rate and the time left."""

@@ -176,6 +176,30 @@ class ServeSettings(Section):
     embed_origins: list[AbsoluteUrl] | None = None
 
 
+_DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def _domain(value: str) -> str:
+    labels = value.lower().rstrip(".").split(".")
+    if len(labels) < 2 or not all(_DNS_LABEL.match(label) for label in labels):
+        raise ValueError(f"'{value}' is not a domain name like 'news.example.com'")
+    return ".".join(labels)
+
+
+def _selector(value: str) -> str:
+    if not all(_DNS_LABEL.match(label) for label in value.lower().split(".")):
+        raise ValueError(f"'{value}' is not a DKIM selector like 'news2026' (letters, digits, '-')")
+    return value.lower()
+
+
+class DkimSettings(Section):
+    """DKIM signing for the SMTP and outbox backends. The private key is never here: it is
+    the file named by NEWSLETTER_DKIM_KEY_FILE (`newsletter dkim keygen` writes one)."""
+
+    domain: Annotated[str, AfterValidator(_domain)]  # d=: the From domain, or a parent of it
+    selector: Annotated[str, AfterValidator(_selector)]  # s=: the key's name under _domainkey
+
+
 class Config(Section):
     publication: Publication
     newsletters: dict[str, NewsletterConfig]
@@ -183,6 +207,7 @@ class Config(Section):
     smtp: SmtpSettings = SmtpSettings()
     sendgrid: SendGridSettings = SendGridSettings()
     serve: ServeSettings = ServeSettings()
+    dkim: DkimSettings | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -263,6 +288,8 @@ SENDGRID_API_HOST_ENV = "SENDGRID_API_HOST"
 SENDGRID_WEBHOOK_KEY_ENV = "SENDGRID_WEBHOOK_VERIFICATION_KEY"
 SECRET_ENVS = (SECRET_ENV, SMTP_PASSWORD_ENV, SENDGRID_API_KEY_ENV)  # masked wherever shown
 SOURCE_DATE_EPOCH_ENV = "SOURCE_DATE_EPOCH"
+DKIM_KEY_FILE_ENV = "NEWSLETTER_DKIM_KEY_FILE"
+DKIM_KEY_MAX = 64 * 1024  # a PEM RSA key of 8192 bits is under 7 KB
 
 
 @dataclass(frozen=True)
@@ -299,6 +326,34 @@ class Environment:
     def sendgrid_webhook_verification_key(self) -> str | None:
         """A public key, so not a secret; wins over [sendgrid] webhook_verification_key."""
         return self._plain(SENDGRID_WEBHOOK_KEY_ENV)
+
+    def dkim_key_file(self) -> str | None:
+        """The name of the DKIM private key's file (the key itself: `dkim_key`)."""
+        return self._plain(DKIM_KEY_FILE_ENV)
+
+    def dkim_key(self) -> SecretStr | None:
+        """The DKIM private key (PEM) from the file NEWSLETTER_DKIM_KEY_FILE names; None
+        when the variable is unset. A file that is missing, unreadable, too large or holds
+        no PEM private key is a ConfigError naming the variable and the file (never the key);
+        send/dkim.py checks that it is an RSA key."""
+        name = self.dkim_key_file()
+        if name is None:
+            return None
+        path = Path(name).expanduser()
+        where = f"{DKIM_KEY_FILE_ENV}={name}"
+        try:
+            with path.open("rb") as file:
+                raw = file.read(DKIM_KEY_MAX + 1)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"{where}: no such file (make one with 'newsletter dkim keygen')"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read the key file: {exc.strerror}") from None
+        text = raw.decode("ascii", "replace")
+        if len(raw) > DKIM_KEY_MAX or "-----BEGIN" not in text or "PRIVATE KEY-----" not in text:
+            raise ConfigError(f"{where}: not a PEM RSA private key")
+        return SecretStr(text)
 
     def mask(self, text: str) -> str:
         """`text` with every configured secret written as its variable's name: the one rule

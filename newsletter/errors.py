@@ -98,6 +98,11 @@ class MessageError(NewsletterError, ValueError):
     recipient fails and the send goes on; for the whole issue (its subject) nothing starts."""
 
 
+class DkimError(NewsletterError):
+    """A DKIM key cannot be made (`newsletter dkim keygen`: the file exists, the folder is
+    not writable)."""
+
+
 class WebhookKeyError(NewsletterError):
     """The configured verification key of the provider's event webhook cannot be read."""
 

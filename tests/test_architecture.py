@@ -23,6 +23,10 @@ HEAVY = [
     "starlette",
     "sendgrid",
     "uvicorn",
+    "dkim",
+    "dns",
+    "dnslib",
+    "cryptography",
 ]
 # base modules: everything else builds on them, and they import nothing above them
 BASE = {"errors", "problems", "model", "config", "workspace", "placeholders"}
@@ -40,7 +44,9 @@ OWNERS = {
     "email_validator": {"audience.addresses"},
     # the API client; the webhook's signature helper
     "sendgrid": {"send.backends.sendgrid", "send.backends.sendgrid_webhook"},
-    "cryptography": {"send.backends.sendgrid_webhook"},
+    "cryptography": {"send.backends.sendgrid_webhook", "send.dkim"},
+    "dkim": {"send.dkim"},  # dkimpy
+    "dns": {"send.doctor"},  # dnspython
     "python_http_client": {"send.backends.sendgrid"},
     "itsdangerous": {"audience.tokens"},
 }

@@ -13,6 +13,7 @@ from newsletter.config import (
     Collect,
     Colors,
     Config,
+    DkimSettings,
     NewsletterConfig,
     Publication,
     SendGridSettings,
@@ -48,6 +49,7 @@ def test_every_config_key_is_in_the_readme() -> None:
         SmtpSettings,
         SendGridSettings,
         ServeSettings,
+        DkimSettings,
     ]
     for model in models:
         for name, field in model.model_fields.items():

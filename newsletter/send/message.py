@@ -129,6 +129,7 @@ def _qp(text: str) -> bytes:
 
 
 SOFT_BREAK = b"=\r\n"  # a quoted-printable line break that decodes to nothing
+Part = tuple[bytes, bool]  # a piece of a body, and whether every reader of the tier shares it
 
 
 class QuotedTemplate:
@@ -144,16 +145,20 @@ class QuotedTemplate:
         ]
 
     def fill(self, values: dict[str, str]) -> bytes:
-        out = []
+        return b"".join(piece for piece, _ in self.parts(values))
+
+    def parts(self, values: dict[str, str]) -> list[Part]:
+        """The filled body as its pieces, each flagged shared (the same bytes object for
+        every reader) or not; each is whole lines (it ends with a soft line break)."""
+        out: list[Part] = []
         for piece in self.pieces:
             if isinstance(piece, bytes):
-                out.append(piece)
+                out.append((piece, True))
             else:
                 value = values[piece]
-                out.append(
-                    _qp(html.escape(value, quote=True) if self.for_html else value) + SOFT_BREAK
-                )
-        return b"".join(out)
+                encoded = _qp(html.escape(value, quote=True) if self.for_html else value)
+                out.append((encoded + SOFT_BREAK, False))
+        return out
 
 
 @dataclass
@@ -282,36 +287,39 @@ class MessageFactory:
             ]
         )
 
+    def headers(self, message: Message) -> bytes:
+        """The message's header lines (without the blank line that ends them)."""
+        return self.common + (message.personal or self.personal(message))
+
+    def body(self, message: Message) -> list[Part]:
+        """The body (after the blank line) as the pieces it is joined from, each whole
+        lines: DKIM canonicalises the shared ones once per tier (send/dkim.py)."""
+        text = self.quoted_text[message.tier].parts(message.values)
+        page = self.quoted_html[message.tier].parts(message.values)
+        return _alternative(self.boundary, text, page)
+
     def render(self, message: Message) -> bytes:
-        text = self.quoted_text[message.tier].fill(message.values)
-        page = self.quoted_html[message.tier].fill(message.values)
-        personal = message.personal or self.personal(message)
-        return b"".join([self.common, personal, _alternative(self.boundary, text, page)])
+        body = [piece for piece, _ in self.body(message)]
+        return b"".join([self.headers(message), b"\r\n", *body])
 
 
-def _alternative(boundary: str, text: bytes, page: bytes) -> bytes:
-    """The end of the headers and the body: the text and the HTML part, both already
-    quoted-printable (so the boundary, which starts with `=_`, can occur in neither)."""
+_PART = (
+    b"Content-Type: text/%s; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+)
+
+
+def _alternative(boundary: str, text: list[Part], page: list[Part]) -> list[Part]:
+    """The body: the text and the HTML part, both already quoted-printable (so the
+    boundary, which starts with `=_`, can occur in neither)."""
     mark = boundary.encode()
-    part = (
-        b"Content-Type: text/%s; charset=utf-8\r\n"
-        b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
-    )
-    return b"".join(
-        [
-            b"\r\n",
-            b"This is a multipart message in MIME format.\r\n",
-            b"--" + mark + b"\r\n",
-            part % b"plain",
-            text,
-            b"\r\n",
-            b"--" + mark + b"\r\n",
-            part % b"html",
-            page,
-            b"\r\n",
-            b"--" + mark + b"--\r\n",
-        ]
-    )
+    return [
+        (b"This is a multipart message in MIME format.\r\n--" + mark + b"\r\n", True),
+        (_PART % b"plain", True),
+        *text,
+        (b"\r\n--" + mark + b"\r\n" + _PART % b"html", True),
+        *page,
+        (b"\r\n--" + mark + b"--\r\n", True),
+    ]
 
 
 def notice_data(notice: Notice) -> bytes:
@@ -329,4 +337,5 @@ def notice_data(notice: Notice) -> bytes:
         header("MIME-Version", "1.0"),
         header("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
     ]
-    return b"".join([*headers, _alternative(boundary, _qp(notice.text), _qp(notice.html))])
+    body = _alternative(boundary, [(_qp(notice.text), True)], [(_qp(notice.html), True)])
+    return b"".join([*headers, b"\r\n", *(piece for piece, _ in body)])

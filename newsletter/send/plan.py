@@ -106,6 +106,10 @@ def plan_send(workspace: Workspace, store: Store, ref: str, options: SendOptions
                 "(SendGrid schedules at most 72 hours ahead)"
             )
     secret = load_secret(workspace.root)
+    if options.backend in ("outbox", "smtp"):
+        from newsletter.send import dkim
+
+        dkim.load(workspace.config)  # a missing or bad DKIM key stops the send before it starts
     if not options.test and not options.dry_run:
         if status != "ready":
             raise SendError(

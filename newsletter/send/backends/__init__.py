@@ -1,6 +1,7 @@
 """The ways a message leaves: a local outbox of .eml files, SMTP, or SendGrid's API.
 
-`get_backend` imports only the chosen module."""
+`get_backend` imports only the chosen module. The SMTP and outbox backends sign with DKIM
+when [dkim] is configured (SendGrid signs with the keys of its own domain authentication)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
+from newsletter.send import dkim
 from newsletter.send.backends.base import Backend
 
 NAMES = ("outbox", "smtp", "sendgrid")
@@ -17,11 +19,11 @@ def get_backend(name: str, config: Config, outbox_dir: Path, send_at: int | None
     if name == "outbox":
         from newsletter.send.backends.outbox import OutboxBackend
 
-        return OutboxBackend(outbox_dir)
+        return OutboxBackend(outbox_dir, dkim=dkim.load(config))
     if name == "smtp":
         from newsletter.send.backends.smtp import SmtpBackend
 
-        return SmtpBackend(config.smtp)
+        return SmtpBackend(config.smtp, dkim=dkim.load(config))
     if name == "sendgrid":
         from newsletter.send.backends.sendgrid import SendGridBackend
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from newsletter.build.output import atomic_write, remove_debris
 from newsletter.send.backends.base import Outcome
+from newsletter.send.dkim import DkimSigner, signed, signed_data
 from newsletter.send.message import Message, MessageFactory, notice_data
 
 if TYPE_CHECKING:
@@ -24,8 +25,9 @@ class OutboxBackend:
     batch_size = 200
     parallel = 1
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, dkim: DkimSigner | None = None):
         self.folder = folder
+        self.dkim = dkim
         if folder.is_dir():
             remove_debris(folder)  # a killed send's half-written files: never delivered
 
@@ -41,13 +43,13 @@ class OutboxBackend:
             return list(pool.map(self._write_message, messages))
 
     def _write_message(self, message: Message) -> Outcome:
-        return _write(self.path(message.subscriber_id), message.data)
+        return _write(self.path(message.subscriber_id), signed(self.dkim, message))
 
     def send_notice(self, notice: Notice) -> Outcome:
         """Under a unique name: concurrent sign-ups never touch each other's files."""
         digest = hashlib.sha256(notice.message_id.encode()).hexdigest()[:12]
         path = self.folder / f"{notice.date:%Y%m%dT%H%M%S}-{notice.kind}-{digest}.eml"
-        return _write(path, notice_data(notice))
+        return _write(path, signed_data(self.dkim, notice_data(notice)))
 
     def settle(self, subscriber_ids: list[int]) -> set[int]:
         return {i for i in subscriber_ids if self.path(i).is_file()}

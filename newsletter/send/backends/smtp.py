@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from newsletter.config import Environment, SmtpSettings
 from newsletter.send.backends.base import Outcome
+from newsletter.send.dkim import DkimSigner, signed, signed_data
 from newsletter.send.message import Message, MessageFactory, notice_data
 from newsletter.send.retry import delays
 
@@ -53,8 +54,9 @@ class SmtpBackend:
     name = "smtp"
     batch_size = 1
 
-    def __init__(self, settings: SmtpSettings):
+    def __init__(self, settings: SmtpSettings, dkim: DkimSigner | None = None):
         self.settings = settings
+        self.dkim = dkim
         self.parallel = settings.connections
         secret = Environment().smtp_password()
         self.password = secret.get_secret_value() if secret else None
@@ -135,10 +137,12 @@ class SmtpBackend:
 
     def _send_one(self, message: Message) -> Outcome:
         # the From address comes from the factory: no parsing of each message
-        return self.deliver(message.factory.sender[1], message.to, message.data, message.message_id)
+        data = signed(self.dkim, message)
+        return self.deliver(message.factory.sender[1], message.to, data, message.message_id)
 
     def send_notice(self, notice: Notice) -> Outcome:
-        return self.deliver(notice.sender, notice.to, notice_data(notice), notice.message_id)
+        data = signed_data(self.dkim, notice_data(notice))
+        return self.deliver(notice.sender, notice.to, data, notice.message_id)
 
     def deliver(self, envelope_from: str, to: str, data: bytes, message_id: str) -> Outcome:
         """One message, with the retry rules above."""
