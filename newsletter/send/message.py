@@ -212,8 +212,12 @@ class MessageFactory:
         secret: str,
         now: dt.datetime,
         test: bool = False,
+        mime: bool = True,
     ):
         nl = config.newsletters[content.newsletter]
+        # False for a backend that sends values, not bytes (SendGrid): each recipient's own
+        # headers are then written only if something asks for the bytes
+        self.mime = mime
         pub = config.publication
         self.content = content
         self.signer = signer
@@ -273,7 +277,8 @@ class MessageFactory:
             list_unsubscribe=f"<{values['unsubscribe_url']}>, <{mailto}>",
             factory=self,
         )
-        message.personal = self.personal(message)  # here: a header that cannot be written fails now
+        if self.mime:  # here: a header that cannot be written fails now, as this recipient's
+            message.personal = self.personal(message)
         return message
 
     def personal(self, message: Message) -> bytes:

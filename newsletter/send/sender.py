@@ -108,7 +108,13 @@ def run_send(plan: SendPlan, store: Store, on_progress: Progress | None = None) 
     backend = get_backend(options.backend, workspace.config, outbox, send_at=send_at)
     signer = Signer(plan.secret)
     factory = MessageFactory(
-        workspace.config, content, signer, plan.secret, now, test=bool(options.test)
+        workspace.config,
+        content,
+        signer,
+        plan.secret,
+        now,
+        test=bool(options.test),
+        mime=backend.mime,
     )
     backend.use(factory)  # API backends send the shared bodies and per-recipient values
     report = SendReport(content.key, backend.name)
@@ -263,9 +269,12 @@ class _ListSend:
             if self.on_progress:
                 self.on_progress(self.done, self.total)
 
-    def claim(self, want: int) -> list[journal.Claimed]:
-        """Claim rows; those unsubscribed or suppressed since the send began are skipped."""
+    def claim(self, want: int, previous: Handed | None) -> list[journal.Claimed]:
+        """Record the previous batch's outcomes and claim rows, in one transaction; those
+        unsubscribed or suppressed since the send began are skipped."""
         with self.store.begin() as conn:
+            if previous:
+                self.settle(conn, *previous)
             claimed = journal.claim(
                 conn, self.issue, self.newsletter, self.worker, want, self.now(), LEASE
             )
@@ -283,45 +292,56 @@ class _ListSend:
 
     def work(self) -> None:
         """Claim rows, then hand them over a batch at a time. Each transaction records the
-        previous batch's outcomes and marks the next batch in flight, before it goes."""
+        previous batch's outcomes and either claims the next rows or marks the next batch in
+        flight, before it goes: two transactions per batch when a claim is one batch."""
         backend = self.backend
         claim_size = max(backend.batch_size, CLAIM_AT_LEAST)
-        while True:
-            want = self.take(claim_size)
-            if want <= 0:
-                return
-            claimed = self.claim(want)
-            if not claimed:
-                return
-            live = [c for c in claimed if c.still_subscribed]
-            previous: Handed | None = None
-            for start in range(0, len(live), backend.batch_size):
-                rows = live[start : start + backend.batch_size]
-                built = [(c, _build(self.factory, c)) for c in rows]
-                batch = [c for c, m in built if isinstance(m, Message)]
-                messages = [m for _, m in built if isinstance(m, Message)]
-                broken = [(c, Outcome("failed", error=m)) for c, m in built if isinstance(m, str)]
-                ids = [c.journal_id for c in batch]
-                with self.store.begin() as conn:
-                    if previous:
-                        self.settle(conn, *previous)
-                    if broken:
-                        self.settle(conn, [c for c, _ in broken], [o for _, o in broken])
-                    journal.mark(conn, ids, "inflight", self.now(), lease_until=self.now() + LEASE)
-                if not messages:
-                    previous = None
-                    continue
-                try:
-                    previous = (batch, backend.send(messages))
-                except BackendRefused:  # the provider refused the request itself: nothing went out
-                    with self.store.begin() as conn:
-                        journal.mark(conn, ids, "pending", self.now(), worker="")
-                        rest = [c.journal_id for c in live[start + len(rows) :]]
-                        journal.mark(conn, rest, "pending", self.now(), worker="")
-                    raise
+        previous: Handed | None = None
+        try:
+            while True:
+                want = self.take(claim_size)
+                if want <= 0:
+                    return
+                handed, previous = previous, None
+                claimed = self.claim(want, handed)
+                if not claimed:
+                    return
+                live = [c for c in claimed if c.still_subscribed]
+                for start in range(0, len(live), backend.batch_size):
+                    rows = live[start : start + backend.batch_size]
+                    handed, previous = previous, None  # settled by hand_over, whatever happens
+                    previous = self.hand_over(rows, handed, live[start + len(rows) :])
+        finally:
             if previous:
                 with self.store.begin() as conn:
                     self.settle(conn, *previous)
+
+    def hand_over(
+        self, rows: list[journal.Claimed], previous: Handed | None, rest: list[journal.Claimed]
+    ) -> Handed | None:
+        """Build a batch's messages, mark them in flight (recording the previous batch in the
+        same transaction) and hand them to the backend; `rest` are this worker's claimed rows
+        still to go, given back if the provider refuses the hand-over."""
+        built = [(c, _build(self.factory, c)) for c in rows]
+        batch = [c for c, m in built if isinstance(m, Message)]
+        messages = [m for _, m in built if isinstance(m, Message)]
+        broken = [(c, Outcome("failed", error=m)) for c, m in built if isinstance(m, str)]
+        ids = [c.journal_id for c in batch]
+        with self.store.begin() as conn:
+            if previous:
+                self.settle(conn, *previous)
+            if broken:
+                self.settle(conn, [c for c, _ in broken], [o for _, o in broken])
+            journal.mark(conn, ids, "inflight", self.now(), lease_until=self.now() + LEASE)
+        if not messages:
+            return None
+        try:
+            return batch, self.backend.send(messages)
+        except BackendRefused:  # the provider refused the request itself: nothing went out
+            with self.store.begin() as conn:
+                journal.mark(conn, ids, "pending", self.now(), worker="")
+                journal.mark(conn, [c.journal_id for c in rest], "pending", self.now(), worker="")
+            raise
 
     def finish(self) -> None:
         """Close the send if nothing is left, and report every unknown outcome and every

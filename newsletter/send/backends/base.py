@@ -27,6 +27,7 @@ class Backend(Protocol):
     name: str
     batch_size: int  # messages handed over, and marked in flight, together
     parallel: int  # batches in flight at once
+    mime: bool  # hands over each message's MIME bytes (SMTP, outbox), not only its values
 
     def use(self, factory: MessageFactory) -> None:
         """The issue's message factory, before the first send: API backends send its shared

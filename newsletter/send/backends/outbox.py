@@ -24,6 +24,7 @@ class OutboxBackend:
     name = "outbox"
     batch_size = 200
     parallel = 1
+    mime = True
 
     def __init__(self, folder: Path, dkim: DkimSigner | None = None):
         self.folder = folder

@@ -52,6 +52,7 @@ def _quiet_library_logging() -> None:
 
 class SendGridBackend:
     name = "sendgrid"
+    mime = False  # the values travel as substitutions; SendGrid writes the MIME
 
     def __init__(self, settings: SendGridSettings, send_at: int | None = None):
         secret = Environment().sendgrid_api_key()

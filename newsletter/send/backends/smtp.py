@@ -51,6 +51,7 @@ class _SMTPSSL(_SMTP, smtplib.SMTP_SSL):
 
 
 class SmtpBackend:
+    mime = True
     name = "smtp"
     batch_size = 1
 
