@@ -127,6 +127,54 @@ def new(ctx: click.Context, newsletter: str, date: dt.date | None) -> None:
     click.echo(f"created {ws.display(path)}")
 
 
+# -- drafting from the feed (#17) ---------------------------------------------------------
+
+
+@cli.command()
+@click.argument("newsletter")
+@click.option("--date", callback=_parse_date, help="The issue's date, YYYY-MM-DD (default: today).")
+@click.option("--from", "source", metavar="URL_OR_FILE", help="The feed (default: the config's).")
+@click.option(
+    "--since",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="HOURS",
+    help="Stories of the last HOURS (default: since the previous issue).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most N stories.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to fetch.")
+@click.option("--dry-run", is_flag=True, help="Print the file instead of writing it.")
+@click.pass_context
+def draft(
+    ctx: click.Context,
+    newsletter: str,
+    date: dt.date | None,
+    source: str | None,
+    since: float | None,
+    limit: int | None,
+    timeout: float | None,
+    dry_run: bool,
+) -> None:
+    """Draft the issue of NEWSLETTER from the site's feed (never overwrites a file)."""
+    from newsletter.build.draft import draft as do_draft
+
+    with _user_errors():
+        ws = _workspace(ctx)
+        report = do_draft(
+            ws, newsletter, date, source, since, limit, dry_run=dry_run, timeout=timeout
+        )
+    if dry_run:
+        click.echo(report.text, nl=False)
+    for title, url in report.taken:
+        click.echo(f"took {title} ({url})", err=dry_run)
+    for which, why in report.left_out:
+        click.echo(f"left out {which}: {why}", err=dry_run)
+    if report.written:
+        click.echo(
+            f"created {ws.display(report.path)}: {len(report.taken)} stories, "
+            f"{len(report.left_out)} left out (a draft: review it, then set 'status: ready')"
+        )
+
+
 _paths = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 
 

@@ -23,6 +23,10 @@ HEAVY = [
     "starlette",
     "sendgrid",
     "uvicorn",
+    "feedparser",
+    "httpx",
+    "markdownify",
+    "bs4",
 ]
 # base modules: everything else builds on them, and they import nothing above them
 BASE = {"errors", "problems", "model", "config", "workspace", "placeholders"}
@@ -43,6 +47,10 @@ OWNERS = {
     "cryptography": {"send.backends.sendgrid_webhook"},
     "python_http_client": {"send.backends.sendgrid"},
     "itsdangerous": {"audience.tokens"},
+    "feedparser": {"build.feed"},
+    "httpx": {"build.feed"},
+    "markdownify": {"build.draft"},
+    "bs4": {"build.draft"},
 }
 # a library owned by a package: only modules inside it may import the library
 PACKAGE_OWNERS = {
