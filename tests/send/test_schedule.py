@@ -217,3 +217,45 @@ def test_due_takes_no_issue(scheduled: Path, runner: CliRunner) -> None:
     assert result.exit_code == 1 and "--due sends the scheduled issues" in result.output
     bare = runner.invoke(cli, ["-w", str(scheduled), "send"])
     assert bare.exit_code == 1 and "name the ISSUE to send" in bare.output
+
+
+def test_sendgrid_schedule_ahead_hands_over_with_send_at(
+    scheduled: Path, runner: CliRunner, fake_sendgrid
+) -> None:  # type: ignore[no-untyped-def]
+    config = scheduled / "newsletter.toml"
+    config.write_text(config.read_text() + "\n[sendgrid]\nschedule_ahead = 12\nretry_delay = 0\n")
+    due = ("send", "--due", "--backend", "sendgrid", "--yes")
+    too_early = _run(runner, scheduled, "2025-05-13T18:00:00+08:00", *due)  # 12.5 h before
+    assert "daily/2025-05-14" not in too_early.output
+    assert fake_sendgrid.requests == []
+
+    ahead = _run(runner, scheduled, "2025-05-13T19:00:00+08:00", *due)  # 11.5 h before
+    assert ahead.exit_code == 0, ahead.output
+    assert (
+        "daily/2025-05-14: handed to SendGrid to go out at 2025-05-14 06:30 HKT (22:30 UTC): "
+        "3 sent" in ahead.output
+    )
+    six_thirty = int(dt.datetime(2025, 5, 13, 22, 30, tzinfo=dt.UTC).timestamp())
+    assert [body["send_at"] for body in fake_sendgrid.requests] == [six_thirty]
+    assert sorted(fake_sendgrid.recipients()) == READERS
+
+    listed = _run(runner, scheduled, "2025-05-13T19:01:00+08:00", "schedule", "--days", "1")
+    assert "daily        2025-05-14  Wed 06:30 HKT  22:30 UTC  scheduled" in listed.output
+    stats = runner.invoke(cli, ["-w", str(scheduled), "stats", "daily/2025-05-14"])
+    assert "Scheduled: handed over ahead, to go out at 2025-05-13T22:30:00+00:00" in stats.output
+    at_time = _run(runner, scheduled, "2025-05-14T06:30:00+08:00", *due)
+    assert "daily/2025-05-14" not in at_time.output  # handed over once, not again
+    assert len(fake_sendgrid.requests) == 1
+    later = _run(runner, scheduled, "2025-05-14T07:00:00+08:00", "schedule", "--days", "0")
+    assert "daily        2025-05-14  Wed 06:30 HKT  22:30 UTC  sent" in later.output
+
+
+def test_without_schedule_ahead_sendgrid_waits_for_the_time(
+    scheduled: Path, runner: CliRunner, fake_sendgrid
+) -> None:  # type: ignore[no-untyped-def]
+    due = ("send", "--due", "--backend", "sendgrid", "--yes")
+    _run(runner, scheduled, "2025-05-13T19:00:00+08:00", *due)
+    assert fake_sendgrid.requests == []
+    sent = _run(runner, scheduled, "2025-05-14T06:30:00+08:00", *due)
+    assert "daily/2025-05-14: sent: 3 sent" in sent.output, sent.output
+    assert [body.get("send_at") for body in fake_sendgrid.requests] == [None]
