@@ -14,7 +14,7 @@ from newsletter.store import Store, migrate, open_store
 
 def test_a_new_database_gets_the_newest_schema(store: Store) -> None:
     with store.begin() as conn:
-        assert migrate.current(conn) == migrate.head() == "0006"
+        assert migrate.current(conn) == migrate.head() == "0010"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
