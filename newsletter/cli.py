@@ -667,8 +667,12 @@ def _clock() -> dt.datetime:
     return Environment().now() or dt.datetime.now(dt.UTC)
 
 
-def _when(moment: dt.datetime) -> str:
-    return f"{moment:%Y-%m-%d %H:%M %Z} ({moment.astimezone(dt.UTC):%H:%M} UTC)"
+def _when(moment: dt.datetime, ws: Workspace) -> str:
+    """A scheduled time as the editor reads it: in the publication's timezone, and in UTC."""
+    from zoneinfo import ZoneInfo
+
+    local = moment.astimezone(ZoneInfo(ws.config.publication.timezone))
+    return f"{local:%Y-%m-%d %H:%M %Z} ({moment.astimezone(dt.UTC):%H:%M} UTC)"
 
 
 def _send_due(
@@ -699,7 +703,7 @@ def _send_due(
             {"issue": slot.key, "action": "scheduled" if scheduled else "sent", **sent.to_json()}
         )
         if not as_json:
-            what = f"handed to SendGrid to go out at {_when(slot.at)}" if scheduled else "sent"
+            what = f"handed to SendGrid to go out at {_when(slot.at, ws)}" if scheduled else "sent"
             click.echo(
                 f"{slot.key}: {what}: {sent.sent} sent, {sent.failed} failed, "
                 f"{sent.skipped} skipped, {sent.already_sent} already sent, {sent.unknown} unknown"
@@ -718,9 +722,9 @@ def _send_due(
         }[slot.file_status]
         lines.append({"issue": slot.key, "action": "not sent", "reason": why})
         if not as_json:
-            click.echo(f"{slot.key}: {why} (scheduled {_when(slot.at)})", err=True)
+            click.echo(f"{slot.key}: {why} (scheduled {_when(slot.at, ws)})", err=True)
     for slot in report.missed:
-        why = f"missed: its send window closed at {_when(slot.closes)}; not sent"
+        why = f"missed: its send window closed at {_when(slot.closes, ws)}; not sent"
         if slot.started:
             why += f" (interrupted: newsletter send {slot.key} --late finishes it)"
         lines.append({"issue": slot.key, "action": "missed", "reason": why})
@@ -762,6 +766,9 @@ def schedule(ctx: click.Context, days: int) -> None:
     if not found:
         click.echo("nothing scheduled: set send_time for a newsletter in newsletter.toml")
         return
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(ws.config.publication.timezone)
     drafts = []
     for slot in found:
         status: str = slot.status(now)
@@ -769,15 +776,18 @@ def schedule(ctx: click.Context, days: int) -> None:
             status = "due now"
         if status in ("draft", "invalid", "no issue") and now + dt.timedelta(hours=24) >= slot.at:
             drafts.append(slot)
+        local = slot.at.astimezone(tz)
         click.echo(
-            f"{slot.newsletter:<12} {slot.date}  {slot.at:%a %H:%M %Z}  "
+            f"{slot.newsletter:<12} {slot.date}  {local:%a %H:%M %Z}  "
             f"{slot.at.astimezone(dt.UTC):%H:%M} UTC  {status}"
         )
     for slot in drafts:
         what = (
             "no issue file yet" if slot.file_status == "no issue" else f"still {slot.file_status}"
         )
-        click.echo(f"not ready: {slot.key} goes out at {_when(slot.at)} but is {what}", err=True)
+        click.echo(
+            f"not ready: {slot.key} goes out at {_when(slot.at, ws)} but is {what}", err=True
+        )
 
 
 def _print_reasons(reasons: list[tuple[str, int]]) -> None:

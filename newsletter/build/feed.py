@@ -196,8 +196,10 @@ def _feedparser_item(
         if c and c.get("value") and (media_text is None or c.get("value").strip() != media_text)
     ]
     image = alt = None
-    for media in list(entry.get("media_content", [])) + list(entry.get("media_thumbnail", [])):
-        if _is_image(media.get("url"), media.get("type"), media.get("medium", "image")):
+    contents = [(m, m.get("medium")) for m in entry.get("media_content", [])]
+    thumbnails = [(m, "image") for m in entry.get("media_thumbnail", [])]  # always a picture
+    for media, medium in contents + thumbnails:
+        if _is_image(media.get("url"), media.get("type"), medium):
             image = media.get("url")
             break
     if image is None:

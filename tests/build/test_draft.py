@@ -175,24 +175,31 @@ def test_a_feed_that_never_answers_times_out(
 
 def test_since_and_limit(workspace: Path, runner: CliRunner) -> None:
     """The window and the limit each leave stories out, saying why."""
-    result = _draft(
-        runner,
-        workspace,
-        "--date",
-        "2025-05-20",
-        "--from",
-        str(FEEDS / "rss.xml"),
-        "--limit",
-        "1",
-    )
+    rss = str(FEEDS / "rss.xml")
+    old = _draft(runner, workspace, "--date", "2025-05-20", "--from", rss, "--since", "1")
+    assert old.exit_code == 1  # every story is older than the last hour
+    assert "nothing to draft" in old.output and "published before the window" in old.output
+    assert not (workspace / "issues/daily/2025-05-20.md").exists()
+    result = _draft(runner, workspace, "--date", "2025-05-20", "--from", rss, "--limit", "1")
     assert result.exit_code == 0, result.output
     assert "1 stories, 4 left out" in result.output
     assert "over the limit of 1 stories" in result.output
-    old = _draft(
-        runner, workspace, "--date", "2025-05-21", "--from", str(FEEDS / "rss.xml"), "--since", "1"
+    # the next day: what this one took was sent, the rest is older than its newest story
+    nxt = _draft(runner, workspace, "--date", "2025-05-21", "--from", rss, "--limit", "5")
+    assert nxt.exit_code == 1
+    assert "(item 1 ('Port volumes rise for a third month'): already in daily/2025-05-20" in (
+        nxt.output
     )
-    assert old.exit_code == 1  # every story is older than the last hour
-    assert "nothing to draft" in old.output and "published before the window" in old.output
+
+
+def test_an_item_without_a_title_is_left_out() -> None:
+    from newsletter.build.draft import to_record
+    from newsletter.build.feed import FeedItem
+    from newsletter.config import FeedSettings
+
+    item = FeedItem(0, None, "https://news.example/a", None, "<p>Text</p>")
+    assert to_record(item, FeedSettings()) == "it has no title"
+    assert item.label == "item 1"
 
 
 def test_no_feed_configured(workspace: Path, runner: CliRunner) -> None:

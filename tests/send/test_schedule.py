@@ -152,7 +152,7 @@ def test_schedule_lists_a_week(scheduled: Path, runner: CliRunner) -> None:
         ["daily", "2025-05-15", "Thu", "06:30", "HKT", "22:30", "UTC", "ready"],
         ["daily", "2025-05-16", "Fri", "06:30", "HKT", "22:30", "UTC", "ready"],
         ["weekly", "2025-05-17", "Sat", "08:00", "HKT", "00:00", "UTC", "ready"],
-        ["green", "2025-05-17", "Sat", "09:00", "BST", "08:00", "UTC", "ready"],
+        ["green", "2025-05-17", "Sat", "16:00", "HKT", "08:00", "UTC", "ready"],  # 09:00 BST
         ["daily", "2025-05-19", "Mon", "06:30", "HKT", "22:30", "UTC", "no", "issue"],
     ]
     assert (

@@ -57,7 +57,7 @@ def test_a_database_from_a_newer_version_is_refused(db_url: str) -> None:
     shown = db_url.replace("postgres@", "postgres@") if "postgresql" in db_url else db_url
     assert str(caught.value) == (
         f"the database {shown} has schema version 0099, newer than this version of newsletter "
-        "knows (up to 0006): upgrade newsletter"
+        "knows (up to 0010): upgrade newsletter"
     )
 
 
