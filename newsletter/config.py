@@ -169,6 +169,7 @@ class FeedSettings(Section):
     order: Literal["newest", "feed"] = "newest"  # newest first, or the feed's own order
     limit: int = Field(default=12, ge=1, le=200)  # stories at most (--limit overrides it)
     timeout: float = Field(default=10, gt=0)  # seconds to fetch the feed
+    dedupe_days: int = Field(default=30, ge=0)  # earlier issues searched for sent stories (0: all)
 
 
 class NewsletterConfig(Section):

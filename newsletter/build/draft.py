@@ -229,8 +229,9 @@ def render_file(
     return "\n".join(lines)
 
 
-def _previous(catalog: Catalog, newsletter: str, date: dt.date) -> list[Path]:
-    """The other issue files of `newsletter`, oldest first."""
+def _previous(catalog: Catalog, newsletter: str, date: dt.date, days: int) -> list[Path]:
+    """The other issue files of `newsletter` dated up to `days` before `date` (0: all) or
+    after it, oldest first: each is parsed, so an archive of years is not read every day."""
     workspace = catalog.workspace
     folder = workspace.issues_dir / newsletter
     if not folder.is_dir():
@@ -238,7 +239,8 @@ def _previous(catalog: Catalog, newsletter: str, date: dt.date) -> list[Path]:
     found = []
     for path in workspace.issue_files([folder]):
         named = parse_issue_name(path)
-        if named and named[0] == newsletter and named[1] != date:
+        recent = not days or (named is not None and named[1] >= date - dt.timedelta(days=days))
+        if named and named[0] == newsletter and named[1] != date and recent:
             found.append((named[1], path))
     return [p for _, p in sorted(found)]
 
@@ -279,7 +281,7 @@ def draft(
     catalog = Catalog(workspace)
     sent: dict[str, str] = {}  # normalised URL → the earlier issue that carried it
     since: dt.datetime | None = None
-    for earlier in _previous(catalog, newsletter, date):
+    for earlier in _previous(catalog, newsletter, date, rules.dedupe_days):
         issue, _ = catalog.load(earlier)
         if issue is None:
             continue

@@ -221,3 +221,13 @@ def test_normalise_url() -> None:
     assert normalise_url("HTTPS://News.Example/a/?utm_source=x&id=2#top", ["fbclid"]) == (
         "https://news.example/a?id=2"
     )
+
+
+def test_dedupe_looks_back_dedupe_days(workspace: Path, runner: CliRunner) -> None:
+    """An issue older than dedupe_days is not read: its story may come back."""
+    args = ("--from", str(FEEDS / "rss.xml"), "--dry-run")
+    near = _draft(runner, workspace, "--date", "2025-06-13", *args)  # 05-14 is 30 days before
+    assert "already in daily/2025-05-14" in near.output
+    far = _draft(runner, workspace, "--date", "2025-06-14", *args)  # 31 days
+    assert "already in" not in far.output
+    assert "took China's exporters get more help" in far.output
