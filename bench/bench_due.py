@@ -1,6 +1,7 @@
 """The cost of the morning's automation (#17): `newsletter send --due` with nothing due, as
 cron runs it every minute (a fresh process on an archive of N dailies), `newsletter schedule`,
-and `newsletter draft --dry-run` of a generated feed of F items, in-process.
+and `newsletter draft --dry-run` of a generated feed of F items, in-process; with
+`subscribers stats` (also a fresh process that opens the database) as the baseline.
 
 Prints figures; asserts nothing about time."""
 
@@ -68,6 +69,8 @@ def main() -> None:
         subprocess.run([*cli, "db", "init"], check=True, capture_output=True)
         os.environ["NEWSLETTER_NOW"] = "2025-05-16T05:00:00+08:00"  # the bench's own clock
         print(f"{args.issues} dailies in the workspace, Python {sys.version.split()[0]}")
+        baseline = fresh_process([*cli, "subscribers", "stats"], args.runs)
+        print(baseline.line("baseline: subscribers stats, fresh process"))
         print(
             fresh_process([*cli, "send", "--due"], args.runs).line(
                 "send --due, nothing due, fresh process"
