@@ -127,6 +127,54 @@ def new(ctx: click.Context, newsletter: str, date: dt.date | None) -> None:
     click.echo(f"created {ws.display(path)}")
 
 
+# -- drafting from the feed (#17) ---------------------------------------------------------
+
+
+@cli.command()
+@click.argument("newsletter")
+@click.option("--date", callback=_parse_date, help="The issue's date, YYYY-MM-DD (default: today).")
+@click.option("--from", "source", metavar="URL_OR_FILE", help="The feed (default: the config's).")
+@click.option(
+    "--since",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="HOURS",
+    help="Stories of the last HOURS (default: since the previous issue).",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most N stories.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds to fetch.")
+@click.option("--dry-run", is_flag=True, help="Print the file instead of writing it.")
+@click.pass_context
+def draft(
+    ctx: click.Context,
+    newsletter: str,
+    date: dt.date | None,
+    source: str | None,
+    since: float | None,
+    limit: int | None,
+    timeout: float | None,
+    dry_run: bool,
+) -> None:
+    """Draft the issue of NEWSLETTER from the site's feed (never overwrites a file)."""
+    from newsletter.build.draft import draft as do_draft
+
+    with _user_errors():
+        ws = _workspace(ctx)
+        report = do_draft(
+            ws, newsletter, date, source, since, limit, dry_run=dry_run, timeout=timeout
+        )
+    if dry_run:
+        click.echo(report.text, nl=False)
+    for title, url in report.taken:
+        click.echo(f"took {title} ({url})", err=dry_run)
+    for which, why in report.left_out:
+        click.echo(f"left out {which}: {why}", err=dry_run)
+    if report.written:
+        click.echo(
+            f"created {ws.display(report.path)}: {len(report.taken)} stories, "
+            f"{len(report.left_out)} left out (a draft: review it, then set 'status: ready')"
+        )
+
+
 _paths = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 
 
@@ -534,7 +582,10 @@ def _parse_at(_ctx: Any, _param: Any, value: str | None) -> dt.datetime | None:
 
 
 @cli.command()
-@click.argument("issue")
+@click.argument("issue", required=False)
+@click.option(
+    "--due", is_flag=True, help="Send every ready issue whose scheduled time has come (cron)."
+)
 @click.option(
     "--backend",
     type=click.Choice(["outbox", "smtp", "sendgrid"]),
@@ -574,7 +625,8 @@ def _parse_at(_ctx: Any, _param: Any, value: str | None) -> dt.datetime | None:
 @click.pass_context
 def send(
     ctx: click.Context,
-    issue: str,
+    issue: str | None,
+    due: bool,
     backend: str,
     dry_run: bool,
     test: tuple[str, ...],
@@ -587,10 +639,22 @@ def send(
     yes: bool,
     as_json: bool,
 ) -> None:
-    """Send ISSUE (a file, or <newsletter>/<date>) to its subscribers, exactly once.
+    """Send ISSUE (a file, or <newsletter>/<date>) to its subscribers, exactly once; or,
+    with --due, every ready issue whose scheduled time has come.
 
     Exit status 3 while any recipient's message failed or has an unknown outcome."""
     import json
+
+    if due:
+        if issue or test or dry_run or at or limit or late:
+            _fail(
+                "--due sends the scheduled issues: give no ISSUE, --test, --dry-run, --at, "
+                "--limit or --late"
+            )
+        _send_due(ctx, backend, yes, resend_unknown, retry_failed, as_json)
+        return
+    if issue is None:
+        _fail("name the ISSUE to send (a file, or <newsletter>/<date>), or use --due")
 
     from newsletter.model import Tier
     from newsletter.send import SendOptions, plan_send, run_send, sample
@@ -672,6 +736,139 @@ def send(
 RETRY_HINT = "--retry-failed to send to them again"
 
 
+# -- scheduled editions (#17) -------------------------------------------------------------
+
+
+def _clock() -> dt.datetime:
+    """The real clock, or NEWSLETTER_NOW (for tests only: see config.Environment.now)."""
+    from newsletter.config import Environment
+
+    return Environment().now() or dt.datetime.now(dt.UTC)
+
+
+def _when(moment: dt.datetime, ws: Workspace) -> str:
+    """A scheduled time as the editor reads it: in the publication's timezone, and in UTC."""
+    from zoneinfo import ZoneInfo
+
+    local = moment.astimezone(ZoneInfo(ws.config.publication.timezone))
+    return f"{local:%Y-%m-%d %H:%M %Z} ({moment.astimezone(dt.UTC):%H:%M} UTC)"
+
+
+def _send_due(
+    ctx: click.Context,
+    backend: str,
+    yes: bool,
+    resend_unknown: bool,
+    retry_failed: bool,
+    as_json: bool,
+) -> None:
+    import json
+
+    from newsletter.send import SendOptions
+    from newsletter.send.schedule import run_due
+
+    if backend != "outbox" and not yes:
+        _fail(f"send --due through {backend} runs unattended: add --yes")
+    options = SendOptions(backend=backend, resend_unknown=resend_unknown, retry_failed=retry_failed)
+    with _user_errors(), _store(ctx) as (ws, store):
+        now = _clock()
+        report = run_due(ws, store, options, now)
+    partial = False
+    lines: list[dict[str, object]] = []
+    for slot, sent in report.sent + report.scheduled:
+        partial = partial or bool(sent.failed_total or sent.unknown)
+        scheduled = any(slot is s for s, _ in report.scheduled)
+        lines.append(
+            {"issue": slot.key, "action": "scheduled" if scheduled else "sent", **sent.to_json()}
+        )
+        if not as_json:
+            what = f"handed to SendGrid to go out at {_when(slot.at, ws)}" if scheduled else "sent"
+            click.echo(
+                f"{slot.key}: {what}: {sent.sent} sent, {sent.failed} failed, "
+                f"{sent.skipped} skipped, {sent.already_sent} already sent, {sent.unknown} unknown"
+            )
+            for email, error in sent.failures[:50]:
+                click.echo(f"failed {email}: {_shown(error)}", err=True)
+    for slot in report.already:
+        lines.append({"issue": slot.key, "action": "already sent"})
+        if not as_json:
+            click.echo(f"{slot.key}: sent already (by another run); nothing to send")
+    for slot in report.drafts:
+        why = {
+            "draft": "due but still a draft: set 'status: ready' to send it",
+            "invalid": "due but its file has errors: run newsletter check",
+            "no issue": f"due but there is no issue file ({ws.display(slot.path)})",
+        }[slot.file_status]
+        lines.append({"issue": slot.key, "action": "not sent", "reason": why})
+        if not as_json:
+            click.echo(f"{slot.key}: {why} (scheduled {_when(slot.at, ws)})", err=True)
+    for slot in report.missed:
+        why = f"missed: its send window closed at {_when(slot.closes, ws)}; not sent"
+        if slot.started:
+            why += f" (interrupted: newsletter send {slot.key} --late finishes it)"
+        lines.append({"issue": slot.key, "action": "missed", "reason": why})
+        if not as_json:
+            click.echo(f"{slot.key}: {why}", err=True)
+    for slot, error in report.failed:
+        lines.append({"issue": slot.key, "action": "failed", "reason": _shown(error)})
+        if not as_json:
+            click.echo(f"{slot.key}: not sent: {_shown(error)}", err=True)
+    if as_json:
+        click.echo(_shown(json.dumps({"now": now.isoformat(), "issues": lines}, indent=2)))
+    elif not (report.sent or report.scheduled):
+        from zoneinfo import ZoneInfo
+
+        local = now.astimezone(ZoneInfo(ws.config.publication.timezone))
+        click.echo(f"nothing due at {local:%Y-%m-%d %H:%M %Z}: nothing sent")
+    if report.failed:
+        sys.exit(1)
+    if partial:
+        sys.exit(PARTIAL)
+
+
+@cli.command()
+@click.option(
+    "--days",
+    type=click.IntRange(min=0, max=366),
+    default=7,
+    show_default=True,
+    help="How many days ahead to list.",
+)
+@click.pass_context
+def schedule(ctx: click.Context, days: int) -> None:
+    """List the coming scheduled sends and their status (draft, ready, sent, missed…)."""
+    from newsletter.send.schedule import slots
+
+    with _user_errors(), _store(ctx) as (ws, store):
+        now = _clock()
+        found = slots(ws, store, now, days=days)
+    if not found:
+        click.echo("nothing scheduled: set send_time for a newsletter in newsletter.toml")
+        return
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(ws.config.publication.timezone)
+    drafts = []
+    for slot in found:
+        status: str = slot.status(now)
+        if status == "due":
+            status = "due now"
+        if status in ("draft", "invalid", "no issue") and now + dt.timedelta(hours=24) >= slot.at:
+            drafts.append(slot)
+        local = slot.at.astimezone(tz)
+        click.echo(
+            f"{slot.newsletter:<12} {slot.date}  {local:%a %H:%M %Z}  "
+            f"{slot.at.astimezone(dt.UTC):%H:%M} UTC  {status}"
+        )
+    for slot in drafts:
+        what = (
+            "no issue file yet" if slot.file_status == "no issue" else f"still {slot.file_status}"
+        )
+        click.echo(
+            f"not ready: {slot.key} goes out at {_when(slot.at, ws)} but is {what}", err=True
+        )
+
+
 def _print_reasons(reasons: list[tuple[str, int]]) -> None:
     """The commonest reasons of the failures, counted."""
     for reason, count in reasons:
@@ -745,6 +942,8 @@ def _print_stats(s: IssueStats) -> None:
         return f"{100 * n / s.sent:5.1f} %" if s.sent else ""
 
     click.echo(f"{s.issue}" + (f" (sent through {s.backend})" if s.backend else ""))
+    if s.scheduled_for:
+        click.echo(f"Scheduled: handed over ahead, to go out at {s.scheduled_for}")
     rows = [
         ("Recipients", s.recipients, ""),
         ("Sent", s.sent, ""),

@@ -3,6 +3,7 @@ the environment variables, the only other settings (this is the one module that 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import tomllib
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -119,6 +121,57 @@ class Collect(Section):
         return self
 
 
+TRACKING_PARAMS = (
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "utm_id",
+    "fbclid",
+    "gclid",
+    "mc_cid",
+    "mc_eid",
+    "ocid",
+    "cmpid",
+)
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_DAY_SETS = {"weekdays": DAYS[:5], "weekends": DAYS[5:], "daily": DAYS}
+
+
+def _send_time(value: str) -> str:
+    try:
+        parsed = dt.time.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a time of day like '06:30'") from None
+    if parsed.tzinfo is not None:
+        raise ValueError("give the time without an offset: the timezone setting says where")
+    return value
+
+
+def _send_days(value: object) -> object:
+    """`"weekdays"`, `"weekends"` or `"daily"` stand for their days; names in any case."""
+    if isinstance(value, str):
+        value = list(_DAY_SETS.get(value.lower(), (value,)))
+    if isinstance(value, list):
+        return [v.lower()[:3] if isinstance(v, str) else v for v in value]
+    return value
+
+
+class FeedSettings(Section):
+    """Where `newsletter draft` reads the stories of an issue (#17)."""
+
+    url: str | None = None  # the feed's URL (or a file); --from overrides it
+    paywalled_category: str | None = None  # an item with this category is paywalled
+    paywalled_field: str | None = None  # or one with this element/key set ("ledger:premium")
+    strip_params: list[str] = Field(default_factory=lambda: list(TRACKING_PARAMS))
+    order: Literal["newest", "feed"] = "newest"  # newest first, or the feed's own order
+    limit: int = Field(default=12, ge=1, le=200)  # stories at most (--limit overrides it)
+    timeout: float = Field(default=10, gt=0)  # seconds to fetch the feed
+    dedupe_days: int = Field(default=30, ge=0)  # earlier issues searched for sent stories (0: all)
+
+
 class NewsletterConfig(Section):
     title: Text
     cadence: Literal["daily", "weekly"]
@@ -130,6 +183,14 @@ class NewsletterConfig(Section):
     utm: Utm = Utm()
     collect: Collect | None = None
     send_window_days: int = Field(default=1, ge=1, le=365)  # 1: until the end of the issue's date
+    feed: FeedSettings | None = None  # the site's feed, for `newsletter draft`
+    # scheduled editions (#17): `send --due` sends a ready issue at its date's send_time
+    send_time: Annotated[str, AfterValidator(_send_time)] | None = None
+    send_days: Annotated[list[Day], BeforeValidator(_send_days)] = Field(
+        default_factory=lambda: list(DAYS)
+    )
+    timezone: Timezone | None = None  # the newsletter's own; default the publication's
+    send_window_hours: float = Field(default=2, gt=0, le=72)  # after send_time; then missed
 
     @property
     def why(self) -> str:
@@ -163,6 +224,9 @@ class SendGridSettings(Section):
     # overrides it); without one, `serve` refuses every webhook request
     webhook_verification_key: str | None = None
     webhook_max_age: int = Field(default=25 * 3600, ge=60)  # seconds; SendGrid retries for 24 h
+    # `send --due` hands an issue over this many hours before its time, with SendGrid's
+    # send_at (0: at its time); SendGrid schedules at most 72 hours ahead (#17)
+    schedule_ahead: float = Field(default=0, ge=0, le=72)
 
 
 class ServeSettings(Section):
@@ -290,6 +354,7 @@ SECRET_ENVS = (SECRET_ENV, SMTP_PASSWORD_ENV, SENDGRID_API_KEY_ENV)  # masked wh
 SOURCE_DATE_EPOCH_ENV = "SOURCE_DATE_EPOCH"
 DKIM_KEY_FILE_ENV = "NEWSLETTER_DKIM_KEY_FILE"
 DKIM_KEY_MAX = 64 * 1024  # a PEM RSA key of 8192 bits is under 7 KB
+NOW_ENV = "NEWSLETTER_NOW"  # test-only: the clock of `send --due` and `schedule`
 
 
 @dataclass(frozen=True)
@@ -378,6 +443,20 @@ class Environment:
         modification time). Not a number: ignored."""
         raw = self._plain(SOURCE_DATE_EPOCH_ENV)
         return int(raw) if raw and raw.isdigit() else None
+
+    def now(self) -> dt.datetime | None:
+        """FOR TESTS ONLY: NEWSLETTER_NOW (an ISO date-time with offset) stands in for the
+        clock of `send --due` and `schedule`, so that a test moves time instead of sleeping
+        (its subprocesses included). Not for production: a wrong value sends at the wrong
+        time. Unset or empty: the real clock; unreadable: a ConfigError."""
+        raw = self._plain(NOW_ENV)
+        if not raw:
+            return None
+        try:
+            value = dt.datetime.fromisoformat(raw)
+        except ValueError:
+            raise ConfigError(f"{NOW_ENV} is not a date-time like 2025-05-14T06:30+08:00") from None
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
     def _plain(self, name: str) -> str | None:
         return self.environ.get(name, "").strip() or None

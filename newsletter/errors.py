@@ -132,3 +132,15 @@ class NoDatabase(StoreError):
 
 class IssueFileError(NewsletterError):
     """An issue file that must not be read: not a regular file, or over the size limit."""
+
+
+# drafting and scheduling (#17)
+
+
+class FeedError(NewsletterError):
+    """The publisher's feed cannot be fetched or read (network, HTTP status, not a feed):
+    `newsletter draft` writes nothing."""
+
+
+class ScheduleError(NewsletterError):
+    """A schedule setting or an issue's send_at cannot be used (a bad time, an unknown day)."""

@@ -27,6 +27,10 @@ HEAVY = [
     "dns",
     "dnslib",
     "cryptography",
+    "feedparser",
+    "httpx",
+    "markdownify",
+    "bs4",
 ]
 # base modules: everything else builds on them, and they import nothing above them
 BASE = {"errors", "problems", "model", "config", "workspace", "placeholders"}
@@ -49,6 +53,10 @@ OWNERS = {
     "dns": {"send.doctor"},  # dnspython
     "python_http_client": {"send.backends.sendgrid"},
     "itsdangerous": {"audience.tokens"},
+    "feedparser": {"build.feed"},
+    "httpx": {"build.feed"},
+    "markdownify": {"build.draft"},
+    "bs4": {"build.draft"},
 }
 # a library owned by a package: only modules inside it may import the library
 PACKAGE_OWNERS = {

@@ -50,6 +50,7 @@ class FrontMatter(Strict):
     status: Literal["draft", "ready"] = "draft"
     subject: Text
     preheader: Text | None = None
+    send_at: dt.datetime | None = None  # overrides the newsletter's send_time (#17)
     articles: list[Article] | None = None
 
 
@@ -73,6 +74,7 @@ class Issue:
     note: str
     path: Path
     collected: tuple[CollectedArticle, ...] = field(default=())
+    send_at: dt.datetime | None = None  # when `send --due` sends it, if not the newsletter's time
 
     @property
     def all_articles(self) -> tuple[Article, ...]:

@@ -328,6 +328,7 @@ def load_issue(
         articles=tuple(fm.articles or ()),
         note=body.strip(),
         path=path,
+        send_at=fm.send_at,
     )
     return issue, problems
 

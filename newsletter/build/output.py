@@ -69,6 +69,22 @@ def atomic_text(path: Path, newline: str = "") -> AbstractContextManager[IO[Any]
     return _atomic_file(path, "w", encoding="utf-8", newline=newline)
 
 
+def atomic_create(path: Path, data: bytes) -> None:
+    """Write a new file atomically, never over an existing one (FileExistsError): the temp
+    file is hard-linked into place, which fails if the name is taken, even in a race."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.link(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
 def write_if_changed(path: Path, data: bytes) -> bool:
     """Write unless the file already holds exactly these bytes; True if written."""
     try:

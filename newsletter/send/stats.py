@@ -40,6 +40,7 @@ class IssueStats:
     sent_without_events: int | None = None  # sent, never heard of again (SendGrid sends only)
     events_without_send: int = 0  # events naming this issue for someone the journal lacks
     failure_reasons: list[tuple[str, int]] = field(default_factory=list)  # the commonest, counted
+    scheduled_for: str | None = None  # handed over to go out then (SendGrid's send_at), ISO
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -88,4 +89,7 @@ def issue_stats(store: Store, issue: str) -> IssueStats | None:
             else None,
             events_without_send=eq.events_unknown_to_journal(conn, issue),
             failure_reasons=journal.failure_reasons(conn, issue),
+            scheduled_for=send["scheduled_for"].isoformat()
+            if send and send.get("scheduled_for")
+            else None,
         )

@@ -301,6 +301,12 @@ def failure_reasons(conn: Connection, issue: str, top: int = 3) -> list[tuple[st
     return sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:top]
 
 
+def mark_scheduled(conn: Connection, issue: str, at: dt.datetime) -> None:
+    """The send was handed to the provider to go out at `at` (SendGrid's send_at): its
+    rows are `sent` (handed over), and this says when the readers get it."""
+    conn.execute(update(sends).where(sends.c.issue == issue).values(scheduled_for=at))
+
+
 def finish(conn: Connection, issue: str, now: dt.datetime) -> None:
     remaining = conn.execute(
         select(func.count())

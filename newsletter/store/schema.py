@@ -129,6 +129,7 @@ sends = Table(
     Column("recipients", Integer, nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=True),
+    Column("scheduled_for", UtcDateTime, nullable=True),  # handed over to go out then (#17)
 )
 
 send_journal = Table(
