@@ -98,6 +98,11 @@ class MessageError(NewsletterError, ValueError):
     recipient fails and the send goes on; for the whole issue (its subject) nothing starts."""
 
 
+class BounceSourceError(NewsletterError):
+    """`bounces process` cannot read its SOURCE: no such Maildir or mbox, an IMAP server
+    that cannot be reached or refuses the login, no NEWSLETTER_IMAP_PASSWORD (#14)."""
+
+
 class WebhookKeyError(NewsletterError):
     """The configured verification key of the provider's event webhook cannot be read."""
 

@@ -23,6 +23,7 @@ HEAVY = [
     "starlette",
     "sendgrid",
     "uvicorn",
+    "flufl",  # #14: bounce detectors, only when a bounce mailbox is read
 ]
 # base modules: everything else builds on them, and they import nothing above them
 BASE = {"errors", "problems", "model", "config", "workspace", "placeholders"}
@@ -43,6 +44,7 @@ OWNERS = {
     "cryptography": {"send.backends.sendgrid_webhook"},
     "python_http_client": {"send.backends.sendgrid"},
     "itsdangerous": {"audience.tokens"},
+    "flufl": {"audience.bounces"},  # #14: flufl.bounce's detectors
 }
 # a library owned by a package: only modules inside it may import the library
 PACKAGE_OWNERS = {

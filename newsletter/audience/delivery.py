@@ -25,6 +25,7 @@ suppressed) and `deferred` (a delayed-delivery notice: stored only). An address 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,3 +250,66 @@ def smtp_refusal(
 
 
 _DETAIL = {"hard": "bounce", "soft": "soft", "blocked": "blocked", "delayed": "delayed"}
+
+
+WORST_FIRST = {"hard": 0, "soft": 1, "blocked": 2, "delayed": 3}
+
+
+def mailbox_events(c: bounces.Classified, now: dt.datetime) -> list[DeliveryEvent]:
+    """A bounce-mailbox message as delivery events (none for an auto-reply or a report that
+    is not a complaint). Our messages have one recipient each: with a VERP token, the one
+    subscriber it names (the signed token wins over whatever address the report shows: a
+    forwarded mailbox reports its final address), with its worst failure; without one, each
+    address the report names, once."""
+    base = "mail:" + hashlib.sha256(c.message_id.encode()).hexdigest()[:40]
+    token = c.token
+    when = c.occurred_at or now
+    if c.kind == "complaint":
+        email = "" if token else c.complainant
+        return [_mail_event(f"{base}:0", "spamreport", c.feedback_type, "", email, c, when)]
+    if c.kind != "bounce":
+        return []
+    failures = sorted(c.failures, key=lambda f: WORST_FIRST[f.severity])
+    if token:
+        failures = failures[:1]
+    seen: set[str] = set()
+    events = []
+    for n, f in enumerate(failures):
+        if not token and (not f.email or f.email.lower() in seen):
+            continue
+        seen.add(f.email.lower())
+        event = "deferred" if f.severity == "delayed" else "bounce"
+        why = " ".join(x for x in (f.status, f.diagnostic or c.how) if x)
+        if token and f.email:
+            why = f"{f.email}: {why}"
+        events.append(
+            _mail_event(
+                f"{base}:{n}", event, _DETAIL[f.severity], why, "" if token else f.email, c, when
+            )
+        )
+    return events
+
+
+def _mail_event(
+    event_id: str,
+    event: str,
+    detail: str,
+    diagnostic: str,
+    email: str,
+    c: bounces.Classified,
+    when: dt.datetime,
+) -> DeliveryEvent:
+    return DeliveryEvent(
+        event_id=event_id,
+        event=event,
+        issue=c.token.issue if c.token else None,
+        subscriber_id=c.token.subscriber_id if c.token else None,
+        email=email,
+        machine=False,
+        url="",
+        detail=detail,
+        provider_id=c.message_id[:255],
+        occurred_at=when,
+        diagnostic=diagnostic[:500],
+        source="mailbox",
+    )
