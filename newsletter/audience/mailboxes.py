@@ -108,9 +108,10 @@ class ImapSource:
         port = parts.port or (993 if tls else 143)
         self.name = f"imap://{user}@{host}:{port}/{self.folder}"
         self._error = imaplib.IMAP4.error
+        self.imap: imaplib.IMAP4 | None = None
         try:
             if tls:
-                self.imap: imaplib.IMAP4 = imaplib.IMAP4_SSL(
+                self.imap = imaplib.IMAP4_SSL(
                     host, port, ssl_context=ssl.create_default_context(), timeout=60
                 )
             else:
@@ -120,18 +121,22 @@ class ImapSource:
             self.imap.login(user, password)
             status, _ = self.imap.select(_quoted(self.folder))
             if status != "OK":
+                self.imap.logout()
                 raise BounceSourceError(f"{self.name}: no folder '{self.folder}'")
         except (OSError, imaplib.IMAP4.error) as exc:
+            if self.imap is not None:
+                self.imap.shutdown()
             raise BounceSourceError(f"{self.name}: {_imap_reason(exc)}") from None
+        self.connection: imaplib.IMAP4 = self.imap
         self._has_processed = False
         self._moved = False
 
     def messages(self) -> Iterator[tuple[str, bytes]]:
         try:
-            status, data = self.imap.uid("SEARCH", "ALL")
+            status, data = self.connection.uid("SEARCH", "ALL")
             uids = data[0].split() if status == "OK" and data and data[0] else []
             for uid in uids:
-                status, fetched = self.imap.uid("FETCH", uid, "(BODY.PEEK[])")
+                status, fetched = self.connection.uid("FETCH", uid, "(BODY.PEEK[])")
                 raw = next(
                     (part[1] for part in fetched if isinstance(part, tuple) and len(part) > 1),
                     None,
@@ -144,15 +149,15 @@ class ImapSource:
     def done(self, key: str) -> None:
         try:
             if not self._has_processed:
-                self.imap.create(PROCESSED)  # NO if it exists: fine
+                self.connection.create(PROCESSED)  # NO if it exists: fine
                 self._has_processed = True
             if b"MOVE" in b" ".join(
-                c if isinstance(c, bytes) else str(c).encode() for c in self.imap.capabilities
+                c if isinstance(c, bytes) else str(c).encode() for c in self.connection.capabilities
             ):
-                self.imap.uid("MOVE", key, PROCESSED)
+                self.connection.uid("MOVE", key, PROCESSED)
             else:
-                self.imap.uid("COPY", key, PROCESSED)
-                self.imap.uid("STORE", key, "+FLAGS", "(\\Deleted)")
+                self.connection.uid("COPY", key, PROCESSED)
+                self.connection.uid("STORE", key, "+FLAGS", "(\\Deleted)")
                 self._moved = True
         except (OSError, self._error) as exc:
             raise BounceSourceError(f"{self.name}: {_imap_reason(exc)}") from None
@@ -160,9 +165,9 @@ class ImapSource:
     def close(self) -> None:
         try:
             if self._moved:
-                self.imap.expunge()
-            self.imap.close()
-            self.imap.logout()
+                self.connection.expunge()
+            self.connection.close()
+            self.connection.logout()
         except (OSError, self._error):
             pass
 
@@ -172,10 +177,13 @@ def _quoted(folder: str) -> str:
 
 
 def _imap_reason(exc: BaseException) -> str:
-    text = exc.args[0] if exc.args else exc
+    """The server's words (imaplib gives them as bytes), or the TLS/network error's."""
+    text: object = exc.args[0] if len(exc.args) == 1 else exc
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return str(text) or type(exc).__name__
+    if isinstance(exc, OSError) or not isinstance(text, str):
+        text = str(exc)
+    return " ".join(str(text).split()) or type(exc).__name__
 
 
 def open_source(source: str, security: str = "tls") -> Source:
