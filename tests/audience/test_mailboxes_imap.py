@@ -74,9 +74,11 @@ def imap_server() -> Iterator[Imap]:
     os.chmod(root, 0o755)
     cert, key = root / "cert.pem", root / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
-        + ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-        + ["-keyout", str(key), "-out", str(cert)],
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+            *("-keyout", str(key), "-out", str(cert)),
+        ],
         check=True,
         capture_output=True,
     )
@@ -214,5 +216,3 @@ def test_an_untrusted_certificate_is_refused(
     result = CliRunner().invoke(cli, ["-w", str(sending), "bounces", "process", url])
     assert result.exit_code == 1
     assert "certificate verify failed" in result.stderr
-
-
