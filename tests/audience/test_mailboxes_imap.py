@@ -150,7 +150,7 @@ service imap-login {{
                 process.kill()
                 log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
                 shutil.rmtree(root, ignore_errors=True)
-                raise RuntimeError(f"dovecot did not start: {log}")
+                raise RuntimeError(f"dovecot did not start: {log}") from None
             time.sleep(0.1)
     try:
         yield Imap(port, cert)
