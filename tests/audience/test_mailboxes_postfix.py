@@ -139,7 +139,9 @@ biff = no
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"Postfix did not start:\n{Postfix(port, root).log()}")
+                    raise RuntimeError(
+                        f"Postfix did not start:\n{Postfix(port, root).log()}"
+                    ) from None
                 time.sleep(0.2)
         yield Postfix(port, root)
     finally:
