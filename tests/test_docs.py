@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from newsletter import placeholders
 from newsletter.cli import cli
 from newsletter.config import (
+    BouncesSettings,
     Collect,
     Colors,
     Config,
@@ -48,6 +49,7 @@ def test_every_config_key_is_in_the_readme() -> None:
         SmtpSettings,
         SendGridSettings,
         ServeSettings,
+        BouncesSettings,
     ]
     for model in models:
         for name, field in model.model_fields.items():
