@@ -141,3 +141,39 @@ def test_four_xx_refusals_over_the_threshold_suppress_as_a_soft_bounce(
     assert not _listing(runner, sending)["r1@example.com"]["suppressed"]  # one: counted
     _send(runner, sending, "--retry-failed")
     assert _listing(runner, sending)["r1@example.com"]["suppressed"] == "soft-bounce"  # two
+
+
+def test_a_notice_goes_out_from_the_bare_bounce_address(smtp_server: SmtpRecorder) -> None:
+    """A confirmation email names no subscriber yet: its bounces come back to the bounce
+    mailbox without a token, and are matched there by address."""
+    import datetime as dt
+
+    from newsletter.audience.notices import Notice
+    from newsletter.config import SmtpSettings
+    from newsletter.send.backends.smtp import SmtpBackend
+
+    settings = SmtpSettings(
+        host="127.0.0.1",
+        port=smtp_server.port,
+        security="none",
+        timeout=5,
+        bounce_address="bounces@news.example.com",
+    )
+    backend = SmtpBackend(settings)
+    notice = Notice(
+        "confirm",
+        "new@example.com",
+        "Confirm",
+        "text",
+        "<p>html</p>",
+        "Brief",
+        "brief@harbourledger.example",
+        None,
+        "<n1@harbourledger.example>",
+        dt.datetime(2026, 1, 5, tzinfo=dt.UTC),
+    )
+    assert backend.send_notice(notice).state == "sent"
+    backend.close()
+    [(mail_from, tos, data)] = smtp_server.messages
+    assert (mail_from, tos) == ("bounces@news.example.com", ["new@example.com"])
+    assert b"From: Brief <brief@harbourledger.example>" in data
