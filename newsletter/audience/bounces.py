@@ -35,6 +35,7 @@ from newsletter.audience.tokens import BounceToken, VerpSigner
 Severity = Literal["hard", "soft", "blocked", "delayed"]
 Kind = Literal["bounce", "complaint", "report", "autoreply", "unknown"]
 
+_ISSUE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}/\d{4}-\d{2}-\d{2}$")
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 # undefined (older MTAs' "user unknown"), other mailbox status, mailbox disabled, no route
 HARD_STATUSES = {"5.0.0", "5.2.0", "5.2.1", "5.4.4"}
@@ -91,6 +92,9 @@ class Classified:
     complainant: str = ""  # a complaint's address ("" when the provider redacted it)
     feedback_type: str = ""
     token: BounceToken | None = None
+    # the issue the original message's X-Newsletter-Issue names, when the report carries its
+    # headers: not signed, so it only files a bounce under an issue, never picks a subscriber
+    issue: str | None = None
     subject: str = ""
     sender: str = ""
     occurred_at: dt.datetime | None = None
@@ -107,6 +111,8 @@ class Classifier:
     def classify(self, data: bytes) -> Classified:
         msg = email.message_from_bytes(data)
         token = self._token(msg)
+        named = _one_line(_original_header(msg, "X-Newsletter-Issue"))
+        issue = token.issue if token else (named if _ISSUE.match(named) else None)
 
         def result(kind: Kind, how: str, **found: Any) -> Classified:
             return replace(
@@ -115,6 +121,7 @@ class Classifier:
                     message_key(msg, data),
                     how,
                     token=token,
+                    issue=issue,
                     subject=_one_line(msg.get("Subject", "")),
                     sender=_one_line(msg.get("From", "")),
                     occurred_at=_date(msg),

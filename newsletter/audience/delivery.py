@@ -302,7 +302,7 @@ def _mail_event(
     return DeliveryEvent(
         event_id=event_id,
         event=event,
-        issue=c.token.issue if c.token else None,
+        issue=c.issue,
         subscriber_id=c.token.subscriber_id if c.token else None,
         email=email,
         machine=False,

@@ -206,3 +206,26 @@ def _arf(feedback: str = "abuse", rcpt: str = "user@example.com", return_path: s
         "--B\r\nContent-Type: message/feedback-report\r\n\r\n" + fields + "\r\n"
         "--B\r\nContent-Type: message/rfc822\r\n\r\n" + original + "--B--\r\n"
     ).encode()
+
+
+def test_a_report_carrying_the_original_headers_names_the_issue_but_no_subscriber() -> None:
+    """Without VERP (another tool's bounce address), the returned headers' X-Newsletter-Issue
+    files the bounce under its issue; the subscriber is found by the reported address."""
+    headers = (
+        "From: The Daily Brief <brief@harbourledger.example>\r\n"
+        "To: r3@example.com\r\nX-Newsletter-Issue: daily/2026-01-05\r\n"
+    )
+    report = (
+        "From: MAILER-DAEMON@mx.example.org\r\nTo: brief@harbourledger.example\r\n"
+        "Subject: Undelivered\r\nMessage-ID: <h-1@mx.example.org>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nNo.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        "Final-Recipient: rfc822; r3@example.com\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n" + headers + "--B--\r\n"
+    ).encode()
+    result = Classifier().classify(report)
+    assert (result.kind, result.issue, result.token) == ("bounce", "daily/2026-01-05", None)
+    assert [f.email for f in result.failures] == ["r3@example.com"]
+    forged = report.replace(b"daily/2026-01-05", b"../../etc")
+    assert Classifier().classify(forged).issue is None
