@@ -177,7 +177,8 @@ class SmtpBackend:
             ) as exc:  # MAIL FROM, DATA refused, or after the dot
                 self._reset()
                 last = _reply_text(exc.smtp_code, exc.smtp_error)
-                ours = isinstance(exc, smtplib.SMTPSenderRefused)  # MAIL FROM: not a bounce
+                # a refused MAIL FROM or HELO is about us or the server: not the recipient's bounce
+                ours = isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPHeloError)
                 if 400 <= exc.smtp_code < 500:
                     deferred = None if ours else Refusal(exc.smtp_code, last, permanent=False)
                     continue

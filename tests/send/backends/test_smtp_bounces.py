@@ -177,3 +177,38 @@ def test_a_notice_goes_out_from_the_bare_bounce_address(smtp_server: SmtpRecorde
     [(mail_from, tos, data)] = smtp_server.messages
     assert (mail_from, tos) == ("bounces@news.example.com", ["new@example.com"])
     assert b"From: Brief <brief@harbourledger.example>" in data
+
+
+def test_a_refused_envelope_sender_is_no_bounce_of_the_recipient(
+    smtp_server: SmtpRecorder,
+) -> None:
+    """553 to MAIL FROM is about us (a sender domain the server distrusts): the recipient
+    fails for now, with the reason, but nothing is recorded against their address."""
+    from newsletter.config import SmtpSettings
+    from newsletter.send.backends.smtp import SmtpBackend
+
+    async def refuse_sender(server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+        return "553 5.1.8 Sender address rejected: Domain not found"
+
+    smtp_server.handle_MAIL = refuse_sender  # type: ignore[attr-defined]
+    backend = SmtpBackend(
+        SmtpSettings(host="127.0.0.1", port=smtp_server.port, security="none", timeout=5)
+    )
+    outcome = backend.deliver(
+        "brief@harbourledger.example", "r1@example.com", b"Subject: x\r\n\r\nx\r\n", "<m@x>"
+    )
+    backend.close()
+    assert outcome.state == "failed"
+    assert outcome.error == "553 5.1.8 Sender address rejected: Domain not found"
+    assert outcome.refusal is None
+    # and a refused recipient does carry one
+    del smtp_server.handle_MAIL  # type: ignore[attr-defined]
+    smtp_server.rcpt_replies["r2@example.com"] = ["550 5.1.1 No such user"]
+    backend = SmtpBackend(
+        SmtpSettings(host="127.0.0.1", port=smtp_server.port, security="none", timeout=5)
+    )
+    refused = backend.deliver(
+        "b@harbourledger.example", "r2@example.com", b"Subject: x\r\n\r\nx\r\n", "<m2@x>"
+    )
+    backend.close()
+    assert refused.refusal is not None and refused.refusal.permanent
