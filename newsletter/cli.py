@@ -915,6 +915,68 @@ def db_init(ctx: click.Context) -> None:
         click.echo(f"database ready: {shown(ws.database_url)}")
 
 
+@cli.group()
+def bounces() -> None:
+    """Bounces and complaints that come back by mail (the SMTP backend's bounce mailbox)."""
+
+
+@bounces.command("process")
+@click.argument("source")
+@click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
+@click.option("--keep", is_flag=True, help="Leave processed messages where they are.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.pass_context
+def bounces_process(
+    ctx: click.Context, source: str, dry_run: bool, keep: bool, as_json: bool
+) -> None:
+    """Read SOURCE (a Maildir, an mbox file, or imap://USER@HOST/FOLDER) and apply its
+    bounces, complaints and auto-replies: hard bounces and complaints suppress the address."""
+    import json
+
+    from newsletter.audience import mailboxes
+    from newsletter.audience.bounces import Classifier
+    from newsletter.audience.delivery import SoftRule
+    from newsletter.audience.tokens import VerpSigner, load_secret
+
+    with _user_errors(), _store(ctx) as (ws, store):
+        config = ws.config
+        bounce_address = config.smtp.bounce_address
+        verp = VerpSigner(load_secret(ws.root)) if bounce_address else None
+        opened = mailboxes.open_source(source, config.bounces.imap_security)
+        report = mailboxes.process(
+            store,
+            opened,
+            Classifier(verp, bounce_address),
+            SoftRule(config.bounces.soft_limit, config.bounces.soft_days),
+            dry_run=dry_run,
+            keep=keep,
+        )
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    r = report
+    parts = [
+        (r.hard, "hard bounce"),
+        (r.soft, "soft bounce"),
+        (r.blocked, "blocked"),
+        (r.delayed, "delay warning"),
+        (r.complaints, "complaint"),
+        (r.reports, "other report"),
+        (r.autoreplies, "auto-reply ignored"),
+        (r.already, "already processed"),
+        (len(r.unknown), "not understood"),
+    ]
+    said = ", ".join(f"{n} {what}" for n, what in parts if n) or "nothing to do"
+    prefix = "dry run: " if r.dry_run else ""
+    click.echo(f"{prefix}{r.source}: {r.read} message(s): {said}")
+    would = "would be " if r.dry_run else ""
+    click.echo(f"{r.suppressed} address(es) {would}suppressed; {r.moved} message(s) moved")
+    if r.unknown:
+        click.echo("Not understood (left in the mailbox):")
+        for key, sender, subject in r.unknown:
+            click.echo(f"  {key}  {sender or '-'}  {subject or '-'}")
+
+
 @cli.command("stats")
 @click.argument("issue")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document.")

@@ -60,9 +60,21 @@ def _address(value: str) -> str:
     return value
 
 
+def _bounce_address(value: str) -> str:
+    local, _, domain = value.rpartition("@")
+    if not local or not domain or "+" in local or not re.fullmatch(r"[A-Za-z0-9._-]+", local):
+        raise ValueError(
+            f"'{value}' is not a plain mailbox like 'bounces@news.example.com' (no name, no '+')"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9.-]+\.[A-Za-z0-9-]+", domain):
+        raise ValueError(f"'{value}' has no domain like 'news.example.com'")
+    return value
+
+
 Timezone = Annotated[str, AfterValidator(_timezone)]
 Color = Annotated[str, AfterValidator(_color)]
 EmailAddress = Annotated[str, AfterValidator(_address)]
+BounceAddress = Annotated[str, AfterValidator(_bounce_address)]
 
 
 class Section(BaseModel):
@@ -209,6 +221,8 @@ class SmtpSettings(Section):
     timeout: float = Field(default=30, gt=0)
     retries: int = Field(default=3, ge=0, le=10)  # for 4xx replies and dropped connections
     retry_delay: float = Field(default=2.0, ge=0)  # seconds before the first retry, then doubled
+    # the envelope sender's mailbox: each message goes out from bounces+<token>@… (VERP, #14)
+    bounce_address: BounceAddress | None = None
 
 
 class SendGridSettings(Section):
@@ -264,6 +278,15 @@ class DkimSettings(Section):
     selector: Annotated[str, AfterValidator(_selector)]  # s=: the key's name under _domainkey
 
 
+class BouncesSettings(Section):
+    """`newsletter bounces process` (#14): when transient failures suppress an address, and
+    how an imap:// source is reached (its password only from NEWSLETTER_IMAP_PASSWORD)."""
+
+    soft_limit: int = Field(default=5, ge=1, le=1000)  # transient failures that suppress…
+    soft_days: int = Field(default=14, ge=1, le=365)  # …within this many days
+    imap_security: Literal["tls", "starttls", "none"] = "tls"
+
+
 class Config(Section):
     publication: Publication
     newsletters: dict[str, NewsletterConfig]
@@ -272,6 +295,7 @@ class Config(Section):
     sendgrid: SendGridSettings = SendGridSettings()
     serve: ServeSettings = ServeSettings()
     dkim: DkimSettings | None = None
+    bounces: BouncesSettings = BouncesSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -350,7 +374,13 @@ SMTP_PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
 SENDGRID_API_KEY_ENV = "SENDGRID_API_KEY"
 SENDGRID_API_HOST_ENV = "SENDGRID_API_HOST"
 SENDGRID_WEBHOOK_KEY_ENV = "SENDGRID_WEBHOOK_VERIFICATION_KEY"
-SECRET_ENVS = (SECRET_ENV, SMTP_PASSWORD_ENV, SENDGRID_API_KEY_ENV)  # masked wherever shown
+IMAP_PASSWORD_ENV = "NEWSLETTER_IMAP_PASSWORD"
+SECRET_ENVS = (
+    SECRET_ENV,
+    SMTP_PASSWORD_ENV,
+    SENDGRID_API_KEY_ENV,
+    IMAP_PASSWORD_ENV,
+)  # masked wherever shown
 SOURCE_DATE_EPOCH_ENV = "SOURCE_DATE_EPOCH"
 DKIM_KEY_FILE_ENV = "NEWSLETTER_DKIM_KEY_FILE"
 DKIM_KEY_MAX = 64 * 1024  # a PEM RSA key of 8192 bits is under 7 KB
@@ -380,6 +410,10 @@ class Environment:
 
     def smtp_password(self) -> SecretStr | None:
         return self._secret(SMTP_PASSWORD_ENV)
+
+    def imap_password(self) -> SecretStr | None:
+        """The bounce mailbox's password, for `bounces process imap://…`."""
+        return self._secret(IMAP_PASSWORD_ENV)
 
     def sendgrid_api_key(self) -> SecretStr | None:
         return self._secret(SENDGRID_API_KEY_ENV)

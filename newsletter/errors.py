@@ -103,6 +103,11 @@ class DkimError(NewsletterError):
     not writable)."""
 
 
+class BounceSourceError(NewsletterError):
+    """`bounces process` cannot read its SOURCE: no such Maildir or mbox, an IMAP server
+    that cannot be reached or refuses the login, no NEWSLETTER_IMAP_PASSWORD (#14)."""
+
+
 class WebhookKeyError(NewsletterError):
     """The configured verification key of the provider's event webhook cannot be read."""
 

@@ -31,6 +31,7 @@ HEAVY = [
     "httpx",
     "markdownify",
     "bs4",
+    "flufl",  # #14: bounce detectors, only when a bounce mailbox is read
 ]
 # base modules: everything else builds on them, and they import nothing above them
 BASE = {"errors", "problems", "model", "config", "workspace", "placeholders"}
@@ -57,6 +58,7 @@ OWNERS = {
     "httpx": {"build.feed"},
     "markdownify": {"build.draft"},
     "bs4": {"build.draft"},
+    "flufl": {"audience.bounces"},  # #14: flufl.bounce's detectors
 }
 # a library owned by a package: only modules inside it may import the library
 PACKAGE_OWNERS = {

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from newsletter import placeholders
 from newsletter.cli import cli
 from newsletter.config import (
+    BouncesSettings,
     Collect,
     Colors,
     Config,
@@ -52,6 +53,7 @@ def test_every_config_key_is_in_the_readme() -> None:
         SendGridSettings,
         ServeSettings,
         DkimSettings,
+        BouncesSettings,
     ]
     for model in models:
         for name, field in model.model_fields.items():

@@ -195,3 +195,69 @@ class Stamp:
             return self._signer.unsign(token, max_age=max_age)
         except (BadData, ValueError, TypeError, UnicodeError):
             return None
+
+
+# -- VERP: the bounce address of one message ---------------------------------------------------
+
+_VERP = re.compile(r"^(\d{1,12})\.([a-z0-9][a-z0-9_-]{0,63})\.(\d{8})\.([a-z2-7]{13})$")
+
+
+@dataclass(frozen=True)
+class BounceToken:
+    """What a bounce to a VERP address names: the issue ("daily/2026-01-05") and the
+    subscriber it was sent to."""
+
+    issue: str
+    subscriber_id: int
+
+
+class VerpSigner:
+    """The token in a message's envelope sender, `bounces+<token>@domain`:
+    `<subscriber id>.<newsletter>.<yyyymmdd>.<mac>`, the mac a truncated HMAC-SHA256 under a
+    key of its own (salt "newsletter.bounce": no link token verifies as one, nor the other way)
+    in lowercase base32, because MTAs may fold an address's case. It never expires (a bounce
+    can come back days later) and carries no address. 64 bits of MAC: forging one means
+    guessing, one SMTP message per guess."""
+
+    def __init__(self, secret: str):
+        self._key = hmac.new(secret.encode(), b"newsletter.bounce", hashlib.sha256).digest()
+
+    def _mac(self, payload: str) -> str:
+        import base64
+
+        digest = hmac.new(self._key, payload.encode(), hashlib.sha256).digest()[:8]
+        return base64.b32encode(digest).decode().rstrip("=").lower()
+
+    def make(self, issue: str, subscriber_id: int) -> str:
+        newsletter, _, date = issue.partition("/")
+        payload = f"{subscriber_id}.{newsletter}.{date.replace('-', '')}"
+        return f"{payload}.{self._mac(payload)}"
+
+    def read(self, token: str) -> BounceToken:
+        """TokenError if the token is malformed or its MAC does not match."""
+        m = _VERP.match(token.strip().lower())
+        if m is None:
+            raise TokenError("this bounce address is not valid")
+        payload = token.strip().lower().rsplit(".", 1)[0]
+        if not hmac.compare_digest(self._mac(payload), m.group(4)):
+            raise TokenError("this bounce address is not valid")
+        d = m.group(3)
+        return BounceToken(f"{m.group(2)}/{d[:4]}-{d[4:6]}-{d[6:]}", int(m.group(1)))
+
+    def address(self, bounce_address: str, issue: str, subscriber_id: int) -> str:
+        """`local+<token>@domain` for a configured `local@domain`."""
+        local, _, domain = bounce_address.rpartition("@")
+        return f"{local}+{self.make(issue, subscriber_id)}@{domain}"
+
+    def find(self, bounce_address: str, candidates: Sequence[str]) -> BounceToken | None:
+        """The first valid token among addresses (Delivered-To, To…) at the bounce address."""
+        local, _, domain = bounce_address.lower().rpartition("@")
+        prefix, suffix = f"{local}+", f"@{domain}"
+        for candidate in candidates:
+            address = candidate.strip().strip("<>").lower()
+            if address.startswith(prefix) and address.endswith(suffix):
+                try:
+                    return self.read(address[len(prefix) : -len(suffix)])
+                except TokenError:
+                    continue
+        return None

@@ -29,7 +29,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from typing import TYPE_CHECKING
 
 from newsletter import placeholders
-from newsletter.audience.tokens import Signer
+from newsletter.audience.tokens import Signer, VerpSigner
 from newsletter.config import Config
 from newsletter.errors import MessageError
 from newsletter.model import NAME_MAX, Recipient, Tier
@@ -181,6 +181,11 @@ class Message:
         return self.factory.message_id(self.subscriber_id)
 
     @property
+    def envelope_from(self) -> str:
+        """The SMTP MAIL FROM: the recipient's VERP address when a bounce address is set."""
+        return self.factory.envelope_from(self.subscriber_id)
+
+    @property
     def data(self) -> bytes:
         """The whole message, CRLF line ends, ready for SMTP or a .eml file."""
         if self._data is None:
@@ -232,6 +237,9 @@ class MessageFactory:
         self.sender = (clean(sender_name), sender)
         self.reply_to = tuple(clean(p) for p in parseaddr(nl.reply_to)) if nl.reply_to else None
         self.list_id = f"{clean(nl.title)} <{content.newsletter}.{self.domain}>"
+        # VERP (#14): each message's bounces come back to an address naming its recipient
+        self.bounce_address = config.smtp.bounce_address
+        self.verp = VerpSigner(secret) if self.bounce_address else None
         self.boundary = "=_nl_" + hashlib.sha256(content.key.encode()).hexdigest()[:28]
         common = [
             header("From", Address(sender_name, sender)),
@@ -252,6 +260,15 @@ class MessageFactory:
         mac = hmac.new(self.secret, f"{self.content.key}:{subscriber_id}".encode(), "sha256")
         local = f"{self.content.newsletter}.{self.content.date:%Y%m%d}.{subscriber_id}"
         return f"<{local}.{mac.hexdigest()[:12]}@{self.domain}>"
+
+    def envelope_from(self, subscriber_id: int) -> str:
+        """bounces+<token>@… for a list recipient; the bare bounce address for a test send
+        (negative ids name no subscriber); the From address without a bounce address."""
+        if self.verp is None or self.bounce_address is None:
+            return self.sender[1]
+        if subscriber_id < 0:
+            return self.bounce_address
+        return self.verp.address(self.bounce_address, self.content.key, subscriber_id)
 
     def values(self, recipient: Recipient) -> dict[str, str]:
         unsubscribe = self.signer.make("unsubscribe", recipient.id, self.content.newsletter)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
+from newsletter.audience import delivery
 from newsletter.audience.tokens import Signer
 from newsletter.config import Environment
 from newsletter.errors import BackendRefused
@@ -193,6 +194,8 @@ class _ListSend:
         self.budget = 0  # messages this process may still claim (--limit)
         self.done = 0  # handed over and recorded, for the progress bar
         self.mask = Environment().mask
+        rule = plan.workspace.config.bounces
+        self.soft = delivery.SoftRule(rule.soft_limit, rule.soft_days)
 
     def now(self) -> dt.datetime:
         return self.options.now or dt.datetime.now(dt.UTC)
@@ -255,6 +258,15 @@ class _ListSend:
         for state, rows in by_state.items():
             common = shared.pop() if state == "sent" and len(shared) == 1 else ""
             journal.mark(conn, rows, state, self.now(), provider_id=common, per_row=details)
+        refused = [
+            delivery.smtp_refusal(
+                self.issue, c.subscriber_id, c.email, r.code, r.reply, r.permanent, self.now()
+            )
+            for c, o in zip(live, outcomes, strict=True)
+            if (r := o.refusal) is not None
+        ]
+        if refused:  # a bounce known at once: the same rules as the provider's events (#14)
+            delivery.apply(conn, refused, self.now(), self.soft)
         report = self.report
         with self.lock:
             report.sent += len(by_state["sent"])

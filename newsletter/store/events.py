@@ -9,7 +9,13 @@ from typing import Any
 from sqlalchemy import Connection, distinct, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from newsletter.store.schema import consent_events, delivery_events, send_journal, sends
+from newsletter.store.schema import (
+    bounce_messages,
+    consent_events,
+    delivery_events,
+    send_journal,
+    sends,
+)
 
 CHUNK = 500  # rows per INSERT: 12 columns each, far under both databases' parameter limits
 
@@ -160,3 +166,46 @@ def events_of(conn: Connection, subscriber_id: int) -> list[dict[str, Any]]:
         .order_by(e.occurred_at, e.id)
     )
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def set_email_hash(conn: Connection, event_id: str, email_hash: str) -> None:
+    c = delivery_events.c
+    conn.execute(
+        delivery_events.update().where(c.event_id == event_id).values(email_hash=email_hash)
+    )
+
+
+def soft_bounces(conn: Connection, email_hash: str, since: dt.datetime) -> int:
+    """Transient failures (bounce events of detail "soft") of an address since a time."""
+    c = delivery_events.c
+    query = (
+        select(func.count())
+        .select_from(delivery_events)
+        .where(
+            c.email_hash == email_hash,
+            c.event == "bounce",
+            c.detail == "soft",
+            c.occurred_at >= since,
+        )
+    )
+    return int(conn.scalar(query) or 0)
+
+
+def bounce_message_seen(conn: Connection, message_id: str) -> bool:
+    query = select(bounce_messages.c.message_id).where(bounce_messages.c.message_id == message_id)
+    return conn.execute(query).first() is not None
+
+
+def mark_bounce_message(
+    conn: Connection, message_id: str, kind: str, how: str, now: dt.datetime
+) -> bool:
+    """Record a processed bounce-mailbox message; False if it was recorded already (two runs
+    racing on PostgreSQL: only one acts)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(bounce_messages)
+        .values(message_id=message_id, kind=kind, how=how, processed_at=now)
+        .on_conflict_do_nothing(index_elements=["message_id"])
+        .returning(bounce_messages.c.message_id)
+    )
+    return conn.execute(statement).first() is not None

@@ -168,7 +168,21 @@ delivery_events = Table(
     Column("provider_id", String(255), nullable=False, server_default=""),  # sg_message_id
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
+    # revision 0008: the RFC 3463 status and the server's words of a bounce (SMTP, mailbox)
+    Column("diagnostic", Text, nullable=False, server_default=""),
     Index("ix_delivery_events_issue_event", "issue", "event"),
+    Index("ix_delivery_events_email_hash", "email_hash"),
+)
+
+# revision 0008: each message `bounces process` read, by Message-ID: reading a mailbox again
+# changes nothing
+bounce_messages = Table(
+    "bounce_messages",
+    metadata,
+    Column("message_id", String(255), primary_key=True),
+    Column("kind", String(16), nullable=False),  # bounce | complaint | report | autoreply
+    Column("how", String(32), nullable=False, server_default=""),  # dsn | flufl | arf | …
+    Column("processed_at", UtcDateTime, nullable=False),
 )
 
 # revision 0005: high-water marks, so that SQLite never hands out an id again after the row

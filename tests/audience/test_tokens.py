@@ -87,3 +87,61 @@ def test_a_confirm_token_names_its_newsletters_and_a_data_token_lasts_an_hour() 
     now[0] += 3601
     with pytest.raises(TokenError, match=r"^this link has expired$"):
         signer.read("data", data, max_age=10**9)  # no caller can stretch it
+
+
+# -- VERP (#14) ---------------------------------------------------------------------------------
+
+
+def test_a_verp_token_names_the_issue_and_the_subscriber_and_no_address() -> None:
+    from newsletter.audience.tokens import BounceToken, VerpSigner
+
+    verp = VerpSigner(SECRET)
+    address = verp.address("bounces@news.example.com", "daily/2026-01-05", 42)
+    local, domain = address.split("@")
+    assert domain == "news.example.com"
+    assert local.startswith("bounces+42.daily.20260105.")
+    assert len(local) <= 64  # an SMTP local part's limit
+    token = local.split("+", 1)[1]
+    assert verp.read(token) == BounceToken("daily/2026-01-05", 42)
+    # MTAs may fold the case of a local part: it still reads
+    assert verp.read(token.upper()) == BounceToken("daily/2026-01-05", 42)
+    assert verp.find("bounces@news.example.com", ["x@y.z", f"<{address}>"]) == BounceToken(
+        "daily/2026-01-05", 42
+    )
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda t: t.replace("42.", "43.", 1),  # another subscriber
+        lambda t: t.replace("daily", "weekly", 1),  # another newsletter
+        lambda t: t.replace("20260105", "20260106", 1),  # another issue
+        lambda t: t[:-1] + ("a" if t[-1] != "a" else "b"),  # the MAC
+        lambda t: t.rsplit(".", 1)[0],  # no MAC
+        lambda t: "",
+    ],
+    ids=["subscriber", "newsletter", "date", "mac", "no-mac", "empty"],
+)
+def test_a_tampered_verp_token_is_refused(mutate) -> None:  # type: ignore[no-untyped-def]
+    from newsletter.audience.tokens import VerpSigner
+
+    verp = VerpSigner(SECRET)
+    token = verp.make("daily/2026-01-05", 42)
+    with pytest.raises(TokenError, match="not valid"):
+        verp.read(mutate(token))
+    assert (
+        verp.find("bounces@news.example.com", [f"bounces+{mutate(token)}@news.example.com"]) is None
+    )
+
+
+def test_a_verp_token_is_its_own_purpose() -> None:
+    from newsletter.audience.tokens import VerpSigner
+
+    token = VerpSigner(SECRET).make("daily/2026-01-05", 42)
+    with pytest.raises(TokenError):
+        VerpSigner("t" * 48).read(token)  # another secret
+    with pytest.raises(TokenError):
+        Signer(SECRET).read("unsubscribe", token)  # not a link token
+    link = Signer(SECRET).make("unsubscribe", 42, "daily")
+    with pytest.raises(TokenError):
+        VerpSigner(SECRET).read(link)

@@ -158,7 +158,7 @@ def test_case_variants_of_one_address_are_merged_and_the_suppression_holds(db_ur
     store = open_store(db_url)
     try:
         with store.begin() as conn:
-            assert migrate.current(conn) == migrate.head()
+            assert migrate.current(conn) == migrate.head()  # 0006 ran, and what follows
             assert conn.execute(text("SELECT COUNT(*) FROM suppressions")).scalar() == 3  # all kept
             zoe = q.by_key(conn, "zoe.kwan@example.com")
             assert zoe is not None

@@ -17,10 +17,21 @@ State = Literal["sent", "failed", "unknown"]
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """The receiving server refused this recipient itself (SMTP 5xx, or 4xx until the
+    retries ran out): a bounce known at once, recorded as a delivery event (#14)."""
+
+    code: int
+    reply: str  # "550 5.1.1 No such user here"
+    permanent: bool
+
+
+@dataclass(frozen=True)
 class Outcome:
     state: State
     provider_id: str = ""
     error: str = ""
+    refusal: Refusal | None = None
 
 
 class Backend(Protocol):

@@ -6,6 +6,10 @@
   dropped; it is never reused as it was.
 - A timeout or a dropped connection after the final dot means the server may have the
   message: the outcome is unknown, not failed, and it is not retried.
+- A refusal of the recipient (5xx to RCPT TO or after DATA, or 4xx until the retries ran
+  out) carries a `Refusal`: the sender records it as a bounce (#14). A refused MAIL FROM is
+  about us, not the recipient, and carries none.
+- With `bounce_address`, the envelope sender is the message's VERP address.
 The password comes only from NEWSLETTER_SMTP_PASSWORD.
 """
 
@@ -18,7 +22,7 @@ import time
 from typing import TYPE_CHECKING
 
 from newsletter.config import Environment, SmtpSettings
-from newsletter.send.backends.base import Outcome
+from newsletter.send.backends.base import Outcome, Refusal
 from newsletter.send.dkim import DkimSigner, signed, signed_data
 from newsletter.send.message import Message, MessageFactory, notice_data
 from newsletter.send.retry import delays
@@ -137,18 +141,20 @@ class SmtpBackend:
         return [self._send_one(m) for m in messages]
 
     def _send_one(self, message: Message) -> Outcome:
-        # the From address comes from the factory: no parsing of each message
+        # the envelope sender comes from the factory (VERP or From): no parsing of each message
         data = signed(self.dkim, message)
-        return self.deliver(message.factory.sender[1], message.to, data, message.message_id)
+        return self.deliver(message.envelope_from, message.to, data, message.message_id)
 
     def send_notice(self, notice: Notice) -> Outcome:
+        envelope_from = self.settings.bounce_address or notice.sender
         data = signed_data(self.dkim, notice_data(notice))
-        return self.deliver(notice.sender, notice.to, data, notice.message_id)
+        return self.deliver(envelope_from, notice.to, data, notice.message_id)
 
     def deliver(self, envelope_from: str, to: str, data: bytes, message_id: str) -> Outcome:
         """One message, with the retry rules above."""
         waits = delays(self.settings.retry_delay, self.settings.retries)
         last = ""
+        deferred: Refusal | None = None  # the last 4xx refusal of the recipient
         for attempt in range(len(waits) + 1):
             if attempt:
                 time.sleep(waits[attempt - 1])
@@ -156,6 +162,7 @@ class SmtpBackend:
             try:
                 conn = self._connection()
             except (smtplib.SMTPException, OSError) as exc:
+                deferred = None
                 last = f"cannot connect to {self.settings.host}:{self.settings.port}: {exc}"
                 self._drop()
                 continue
@@ -165,19 +172,25 @@ class SmtpBackend:
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = exc.recipients.get(to, (550, b"refused"))
                 self._reset()
+                last = _reply_text(code, text)
                 if 400 <= code < 500:
-                    last = _reply_text(code, text)
+                    deferred = Refusal(code, last, permanent=False)
                     continue
-                return Outcome("failed", error=_reply_text(code, text))
+                return Outcome("failed", error=last, refusal=Refusal(code, last, permanent=True))
             except (
                 smtplib.SMTPResponseException
             ) as exc:  # MAIL FROM, DATA refused, or after the dot
                 self._reset()
+                last = _reply_text(exc.smtp_code, exc.smtp_error)
+                # a refused MAIL FROM or HELO is about us or the server: not the recipient's bounce
+                ours = isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPHeloError)
                 if 400 <= exc.smtp_code < 500:
-                    last = _reply_text(exc.smtp_code, exc.smtp_error)
+                    deferred = None if ours else Refusal(exc.smtp_code, last, permanent=False)
                     continue
-                return Outcome("failed", error=_reply_text(exc.smtp_code, exc.smtp_error))
+                refusal = None if ours else Refusal(exc.smtp_code, last, permanent=True)
+                return Outcome("failed", error=last, refusal=refusal)
             except (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError, OSError) as exc:
+                deferred = None
                 self._drop()
                 if conn.dot_sent:
                     return Outcome(
@@ -187,9 +200,11 @@ class SmtpBackend:
                 continue
             if refused:
                 code, text = refused[to]
-                return Outcome("failed", error=_reply_text(code, text))
+                reply = _reply_text(code, text)
+                return Outcome("failed", error=reply, refusal=Refusal(code, reply, code >= 500))
             return Outcome("sent", provider_id=message_id)
-        return Outcome("failed", error=f"gave up after {len(waits) + 1} attempts: {last}")
+        error = f"gave up after {len(waits) + 1} attempts: {last}"
+        return Outcome("failed", error=error, refusal=deferred)
 
     def settle(self, subscriber_ids: list[int]) -> None:
         return None

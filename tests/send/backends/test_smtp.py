@@ -32,6 +32,9 @@ class _Ids:
     def message_id(self, subscriber_id: int) -> str:
         return f"<m{subscriber_id}@harbourledger.example>"
 
+    def envelope_from(self, subscriber_id: int) -> str:
+        return self.sender[1]
+
 
 def backend(port: int, **settings: object) -> SmtpBackend:
     values = {
