@@ -396,6 +396,69 @@ def stats(ctx: click.Context, as_json: bool) -> None:
         click.echo(line(r.newsletter, r.tier, *counts))
 
 
+# -- the publisher's systems: API keys (#13) ------------------------------------------------
+
+
+@cli.group("api-key")
+def api_key() -> None:
+    """Keys for the HTTP API (/api/v1/): create, list, revoke."""
+
+
+@api_key.command("create")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    help="What the key may do (repeat): subscribers:read, subscribers:write, "
+    "subscribers:confirm, stats:read.",
+)
+@click.pass_context
+def api_key_create(ctx: click.Context, name: str, scopes: tuple[str, ...]) -> None:
+    """Make a key and print it, once: only its hash is stored."""
+    from newsletter.audience import apikeys
+
+    with _user_errors(), _store(ctx) as (_ws, store):
+        made, key = apikeys.create(store, name, list(scopes), now=dt.datetime.now(dt.UTC))
+    click.echo(key)
+    shown = " ".join(sorted(made.scopes))
+    click.echo(f"API key {made.name} ({shown}): copy it now, it is never shown again", err=True)
+
+
+@api_key.command("list")
+@click.pass_context
+def api_key_list(ctx: click.Context) -> None:
+    """Every key's name, scopes, creation and last use (never the key)."""
+    from newsletter.audience import apikeys
+
+    with _user_errors(), _store(ctx) as (_ws, store):
+        keys = apikeys.listing(store)
+    if not keys:
+        click.echo("no API keys: `newsletter api-key create NAME --scope …` makes one")
+        return
+    line = "{:<29}{:<10}{:<22}{:<22}{}".format
+    click.echo(line("name", "starts", "created", "last used", "scopes"))
+    for k in keys:
+        used = k.last_used_at.strftime("%Y-%m-%d %H:%M UTC") if k.last_used_at else "never"
+        shown = " ".join(sorted(k.scopes)) + (" (revoked)" if k.revoked_at else "")
+        click.echo(
+            line(k.name, k.prefix + "…", k.created_at.strftime("%Y-%m-%d %H:%M UTC"), used, shown)
+        )
+
+
+@api_key.command("revoke")
+@click.argument("name")
+@click.pass_context
+def api_key_revoke(ctx: click.Context, name: str) -> None:
+    """Revoke a key: refused from the next request on, by every running service."""
+    from newsletter.audience import apikeys
+
+    with _user_errors(), _store(ctx) as (_ws, store):
+        apikeys.revoke(store, name, now=dt.datetime.now(dt.UTC))
+    click.echo(f"API key {name} revoked")
+
+
 # -- sending ------------------------------------------------------------------------------
 
 

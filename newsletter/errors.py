@@ -81,6 +81,20 @@ class SecretError(NewsletterError):
     """No usable secret to sign tokens with."""
 
 
+class ApiKeyError(NewsletterError):
+    """An API key cannot be made or revoked (a bad name or scope, a name taken, no such key)."""
+
+
+class ApiRefused(NewsletterError):
+    """What the API refuses to do for a reason the caller can act on: `code` says which
+    (suppressed, unsubscribed, limited, not_found…), `field` names the input at fault."""
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.field = field
+
+
 # sending
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -349,10 +350,12 @@ def history(conn: Connection, email_hash: str) -> list[dict[str, Any]]:
 
 
 def requests_since(conn: Connection, email_hash: str, method: str, since: dt.datetime) -> int:
-    """How many sign-up requests (one per moment, whatever the newsletters) since `since`."""
+    """How many sign-up requests (one per moment, whatever the newsletters) since `since`;
+    a `method` holding % is a LIKE pattern (every API key's: "api:%")."""
     c = consent_events.c
+    by_method = c.method.like(method) if "%" in method else c.method == method
     query = select(func.count(distinct(c.at))).where(
-        c.email_hash == email_hash, c.action == "pending", c.method == method, c.at > since
+        c.email_hash == email_hash, c.action == "pending", by_method, c.at > since
     )
     return int(conn.scalar(query) or 0)
 
@@ -437,3 +440,51 @@ def counts(conn: Connection) -> list[tuple[str, str, str, bool, int]]:
         .group_by(subscriptions.c.newsletter, subscribers.c.tier, subscriptions.c.status, "sup")
     )
     return [(r[0], r[1], r[2], bool(r[3]), int(r[4])) for r in conn.execute(query)]
+
+
+def changed_page(
+    conn: Connection,
+    *,
+    after: int,
+    limit: int,
+    newsletter: str | None = None,
+    status: str | None = None,
+    since: dt.datetime | None = None,
+) -> list[int]:
+    """Subscriber ids after `after`, in id order (keyset: a row inserted meanwhile comes
+    later, never shifts a page), at most `limit`. `status` (with `newsletter`: that
+    subscription's) may be 'suppressed'; other statuses exclude suppressed addresses, as
+    `subscribers list` does. `since`: changed after it (the record, a subscription or a
+    suppression), so an unsubscribe shows up."""
+    s, sub, sup = subscribers.c, subscriptions.c, suppressions.c
+    query = select(s.id).where(s.id > after).order_by(s.id).limit(limit)
+    is_suppressed = exists().where(sup.email_hash == s.email_hash)
+    held = [sub.subscriber_id == s.id]
+    if newsletter is not None:
+        held.append(sub.newsletter == newsletter)
+    if status not in (None, "suppressed"):
+        held.append(sub.status == status)
+    if len(held) > 1:
+        query = query.where(exists().where(*held))
+    if status == "suppressed":
+        query = query.where(is_suppressed)
+    elif status is not None:
+        query = query.where(~is_suppressed)
+    if since is not None:
+        query = query.where(
+            or_(
+                s.updated_at > since,
+                exists().where(sub.subscriber_id == s.id, sub.updated_at > since),
+                exists().where(sup.email_hash == s.email_hash, sup.created_at > since),
+            )
+        )
+    return [int(i) for (i,) in conn.execute(query)]
+
+
+def by_ids(conn: Connection, ids: Sequence[int]) -> list[SubscriberRow]:
+    """In the order of `ids` (those that exist)."""
+    found: dict[int, SubscriberRow] = {}
+    for chunk in _chunks(list(ids)):
+        for row in conn.execute(select(subscribers).where(subscribers.c.id.in_(chunk))):
+            found[row.id] = SubscriberRow(**row._mapping)
+    return [found[i] for i in ids if i in found]
