@@ -127,10 +127,11 @@ _TOKEN_PATH = re.compile(r"/(unsubscribe|preferences|confirm|data)/[^/?#\s\"']+"
 
 
 # an API key anywhere (a header echoed in an error, a key pasted into a URL), and whatever
-# follows an Authorization header's name (another scheme's credentials)
+# follows an Authorization header's name (another scheme's credentials), but not a log
+# message's own placeholder (its argument is redacted on its own)
 _API_KEY = re.compile(r"nlk_[A-Za-z0-9_\-]+")
 _AUTHORIZATION = re.compile(
-    r"(?i)(['\"]?authorization['\"]?\s*[:=,]\s*['\"]?)(?:(bearer|basic)\s+)?[^\s'\"]+"
+    r"(?i)(['\"]?authorization['\"]?\s*[:=,]\s*['\"]?)(?:(bearer|basic)\s+)?(?!%[sdr])[^\s'\"]+"
 )
 
 
