@@ -190,7 +190,7 @@ def _progress(total: int) -> Iterator[Callable[[Any], None]]:
 
 @cli.group()
 def subscribers() -> None:
-    """Keep the subscriber lists: import, add, remove, forget, list, export, stats."""
+    """Keep the subscriber lists: import, add, remove, forget, list, export, stats, sync."""
 
 
 @contextmanager
@@ -394,6 +394,61 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         counts = (r.subscribed, r.pending, r.unsubscribed, r.suppressed)
         click.echo(line(r.newsletter, r.tier, *counts))
+
+
+@subscribers.command("sync")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tier-column", required=True, help="The column holding the plan or status.")
+@click.option(
+    "--premium-values",
+    default="premium",
+    show_default=True,
+    help="Comma-separated values of that column that mean premium (any case); others: free.",
+)
+@click.option(
+    "--demote-missing",
+    is_flag=True,
+    help="The file is complete: premium subscribers not in it become free.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
+@click.pass_context
+def sync(
+    ctx: click.Context,
+    file: Path,
+    tier_column: str,
+    premium_values: str,
+    demote_missing: bool,
+    dry_run: bool,
+) -> None:
+    """Set subscribers' tiers from the paywall's export (email plus a plan column)."""
+    from newsletter.audience.sync import sync as do_sync
+
+    with _user_errors(), _store(ctx) as (ws, store):
+        report = do_sync(
+            store,
+            file,
+            tier_column=tier_column,
+            premium_values=premium_values.split(","),
+            demote_missing=demote_missing,
+            dry_run=dry_run,
+        )
+    shown = ws.display(file)
+    if dry_run:
+        kinds = [
+            ("promote", report.promoted),
+            ("demote", report.demoted),
+            ("not a subscriber", report.unknown),
+            ("keep premium (not in the file)", report.missing),
+        ]
+        for label, changes in kinds:
+            for change in changes[:10]:
+                where = f"{shown}:{change.line}: " if change.line else ""
+                click.echo(f"{where}{label}: {change.email}")
+            if len(changes) > 10:
+                click.echo(f"… and {len(changes) - 10} more ({label})")
+        click.echo(f"dry run, nothing changed: {report.summary()}")
+        return
+    click.echo(f"{shown}: {report.summary()}")
 
 
 # -- the publisher's systems: API keys (#13) ------------------------------------------------

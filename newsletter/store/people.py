@@ -488,3 +488,8 @@ def by_ids(conn: Connection, ids: Sequence[int]) -> list[SubscriberRow]:
         for row in conn.execute(select(subscribers).where(subscribers.c.id.in_(chunk))):
             found[row.id] = SubscriberRow(**row._mapping)
     return [found[i] for i in ids if i in found]
+
+
+def with_tier(conn: Connection, tier: str) -> list[SubscriberRow]:
+    query = select(subscribers).where(subscribers.c.tier == tier).order_by(subscribers.c.id)
+    return [SubscriberRow(**r._mapping) for r in conn.execute(query)]
