@@ -103,6 +103,17 @@ def _api(request: Any) -> bool:
     return str(request.url.path).startswith(API_PREFIX)
 
 
+def _allowed(request: Any) -> str:
+    """Every method some route of this path answers (each method has its own route)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
 async def _api_refused(request: Any, exc: Any) -> Any:
     from newsletter.web.api.auth import refusal
 
@@ -117,7 +128,9 @@ async def _not_found(request: Any, exc: Any) -> Any:
         from newsletter.web.api import auth
 
         if status == 405:
-            return auth.error(405, "method_not_allowed", "this method is not allowed here")
+            response = auth.error(405, "method_not_allowed", "this method is not allowed here")
+            response.headers["Allow"] = _allowed(request)
+            return response
         return auth.error(404, "not_found", "there is no such endpoint")
     message = "There is no such page." if status == 404 else "That is not allowed here."
     return error(request, message, status)

@@ -19,7 +19,8 @@ from newsletter.model import NAME_MAX
 SOURCE_MAX = 200
 STATUSES = ("subscribed", "pending", "unsubscribed", "suppressed")
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f]*$"  # the same rule, for the OpenAPI document
 
 
 def _invalid(field: str, message: str) -> ApiRefused:
@@ -43,9 +44,9 @@ def _unknown(data: Mapping[str, Any], known: Iterable[str]) -> None:
 
 
 def text(data: Mapping[str, Any], field: str, limit: int) -> str | None:
-    value = data.get(field)
-    if value is None:
+    if field not in data:
         return None
+    value = data[field]
     if not isinstance(value, str):
         raise _invalid(field, "must be a string")
     return checked_text(value, field, limit)
@@ -71,10 +72,12 @@ def _flag(data: Mapping[str, Any], field: str) -> bool:
 
 
 def _tier(data: Mapping[str, Any]) -> str | None:
-    value = data.get("tier")
-    if value is not None and value not in TIERS:
+    if "tier" not in data:
+        return None
+    value = data["tier"]
+    if value not in TIERS:
         raise _invalid("tier", f"must be one of {', '.join(TIERS)}")
-    return value if isinstance(value, str) else None
+    return str(value)
 
 
 def newsletter_key(value: object, offered: Iterable[str], field: str) -> str:
@@ -113,7 +116,7 @@ def change(raw: bytes, offered: Iterable[str]) -> dict[str, Any]:
     """The body of PATCH /api/v1/subscribers/{id}: tier, name, newsletters."""
     data = document(raw)
     _unknown(data, ("tier", "name", "newsletters"))
-    changes = data.get("newsletters") or {}
+    changes = data.get("newsletters", {})
     if not isinstance(changes, dict):
         raise _invalid("newsletters", 'an object like {"daily": "unsubscribed"}')
     keys = list(offered)

@@ -202,4 +202,4 @@ async def issue_stats(request: Request) -> Response:
 async def openapi(request: Request) -> Response:
     from newsletter.web.api.openapi import document
 
-    return json_response(200, document(str(request.base_url).rstrip("/")))
+    return json_response(200, document(str(request.base_url).rstrip("/"), _offered(request)))
