@@ -72,9 +72,18 @@ def _profiles(conn: Connection, people: list[q.SubscriberRow]) -> list[Profile]:
     ]
 
 
+def _profile(found: tuple[q.SubscriberRow, dict[str, str], str | None] | None) -> Profile | None:
+    if found is None:
+        return None
+    p, statuses, reason = found
+    return Profile(
+        p.id, p.email, p.name, p.tier, p.source, p.created_at, p.updated_at, reason, statuses
+    )
+
+
 def profile_in(conn: Connection, subscriber_id: int) -> Profile | None:
-    person = q.by_id(conn, subscriber_id)
-    return _profiles(conn, [person])[0] if person else None
+    """One query (a request's hot path)."""
+    return _profile(q.profile_row(conn, subscriber_id=subscriber_id))
 
 
 def get(store: Store, subscriber_id: int) -> Profile | None:
@@ -90,12 +99,14 @@ def parse_address(email: str, field_name: str = "email") -> addresses.Address:
         raise ApiRefused("invalid", message, field_name) from None
 
 
-def find(store: Store, email: str) -> Profile | None:
+def find_in(conn: Connection, email: str) -> Profile | None:
     """By the normalised address (its key): `Zoe@Example.com` finds `zoe@example.com`."""
-    address = parse_address(email)
+    return _profile(q.profile_row(conn, key=parse_address(email).key))
+
+
+def find(store: Store, email: str) -> Profile | None:
     with store.begin() as conn:
-        person = q.by_key(conn, address.key)
-        return _profiles(conn, [person])[0] if person else None
+        return find_in(conn, email)
 
 
 def page(
@@ -265,39 +276,65 @@ def patch(
     """None if there is no such subscriber. `newsletters`: key → subscribed | unsubscribed
     (subscribed means the caller vouches for the consent)."""
     with store.begin() as conn:
-        person = q.by_id(conn, subscriber_id)
-        if person is None:
-            return None
-        changes = dict(newsletters or {})
-        if "subscribed" in changes.values() and q.suppressed(conn, [person.email_hash]):
-            raise ApiRefused(
-                "suppressed", "this address is on the suppression list: it is never subscribed"
-            )
-        _change(conn, person, name, tier, method, now)
-        subs = q.subscriptions_of(conn, person.id)
-        adding = [
-            k
-            for k, v in sorted(changes.items())
-            if v == "subscribed" and subs.get(k, {}).get("status") != "subscribed"
-        ]
-        for key in adding:
-            q.set_status(conn, person.id, key, "subscribed", method, now, existed=key in subs)
-        q.record(
+        return patch_in(
             conn,
-            [
-                q.ConsentEvent(
-                    person.email_hash, person.id, k, "subscribed", method, now, "set by the caller"
-                )
-                for k in adding
-            ],
+            subscriber_id,
+            method=method,
+            now=now,
+            tier=tier,
+            name=name,
+            newsletters=newsletters,
         )
-        leaving = [
-            k
-            for k, v in sorted(changes.items())
-            if v == "unsubscribed" and subs.get(k, {}).get("status") in ("subscribed", "pending")
-        ]
-        q.unsubscribe(conn, person.id, person.email_hash, leaving, method, now)
-        return profile_in(conn, subscriber_id)
+
+
+def patch_in(
+    conn: Connection,
+    subscriber_id: int,
+    *,
+    method: str,
+    now: dt.datetime,
+    tier: str | None = None,
+    name: str | None = None,
+    newsletters: Mapping[str, str] | None = None,
+) -> Profile | None:
+    """`patch`, in the caller's transaction: one read, then only the writes it needs."""
+    found = q.profile_row(conn, subscriber_id=subscriber_id)
+    if found is None:
+        return None
+    person, statuses, reason = found
+    changes = dict(newsletters or {})
+    if "subscribed" in changes.values() and reason is not None:
+        raise ApiRefused(
+            "suppressed", "this address is on the suppression list: it is never subscribed"
+        )
+    _change(conn, person, name, tier, method, now)
+    adding = [
+        k
+        for k, v in sorted(changes.items())
+        if v == "subscribed" and statuses.get(k) != "subscribed"
+    ]
+    for key in adding:
+        q.set_status(conn, person.id, key, "subscribed", method, now, existed=key in statuses)
+    q.record(
+        conn,
+        [
+            q.ConsentEvent(
+                person.email_hash, person.id, k, "subscribed", method, now, "set by the caller"
+            )
+            for k in adding
+        ],
+    )
+    leaving = [
+        k
+        for k, v in sorted(changes.items())
+        if v == "unsubscribed" and statuses.get(k) in ("subscribed", "pending")
+    ]
+    q.unsubscribe(conn, person.id, person.email_hash, leaving, method, now)
+    if not (
+        adding or leaving or (tier not in (None, person.tier)) or name not in (None, person.name)
+    ):
+        return _profile(found)  # nothing changed: no second read
+    return profile_in(conn, subscriber_id)
 
 
 def erase(store: Store, subscriber_id: int, *, outbox: Path, method: str, now: dt.datetime) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.store.schema import api_keys, idempotency_keys
@@ -45,9 +45,15 @@ def insert_key(
     return True
 
 
+# built once: this runs on every API request, and building a statement costs more than
+# running it
+_BY_HASH = select(api_keys).where(api_keys.c.key_hash == bindparam("h"))
+_TOUCH = update(api_keys).where(api_keys.c.id == bindparam("i")).values(last_used_at=bindparam("t"))
+
+
 def key_by_hash(conn: Connection, key_hash: str) -> KeyRow | None:
     """One index lookup (the unique index on key_hash), never a scan."""
-    row = conn.execute(select(api_keys).where(api_keys.c.key_hash == key_hash)).first()
+    row = conn.execute(_BY_HASH, {"h": key_hash}).first()
     return KeyRow(**row._mapping) if row else None
 
 
@@ -65,7 +71,7 @@ def revoke_key(conn: Connection, key_id: int, now: dt.datetime) -> None:
 
 
 def touch_key(conn: Connection, key_id: int, now: dt.datetime) -> None:
-    conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(last_used_at=now))
+    conn.execute(_TOUCH, {"i": key_id, "t": now})
 
 
 @dataclass(frozen=True)

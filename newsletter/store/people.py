@@ -17,6 +17,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     distinct,
     exists,
@@ -493,3 +494,31 @@ def by_ids(conn: Connection, ids: Sequence[int]) -> list[SubscriberRow]:
 def with_tier(conn: Connection, tier: str) -> list[SubscriberRow]:
     query = select(subscribers).where(subscribers.c.tier == tier).order_by(subscribers.c.id)
     return [SubscriberRow(**r._mapping) for r in conn.execute(query)]
+
+
+# one subscriber with their statuses and suppression in one query, by key or by id: what
+# every API answer reads (built once; see access._BY_HASH)
+_PROFILE = (
+    select(subscribers, subscriptions.c.newsletter, subscriptions.c.status, suppressions.c.reason)
+    .outerjoin(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
+    .outerjoin(suppressions, suppressions.c.email_hash == subscribers.c.email_hash)
+)
+_PROFILE_BY_KEY = _PROFILE.where(subscribers.c.email_key == bindparam("k"))
+_PROFILE_BY_ID = _PROFILE.where(subscribers.c.id == bindparam("i"))
+
+
+def profile_row(
+    conn: Connection, *, key: str | None = None, subscriber_id: int | None = None
+) -> tuple[SubscriberRow, dict[str, str], str | None] | None:
+    """(subscriber, newsletter → status, suppression reason), or None."""
+    if key is not None:
+        rows = conn.execute(_PROFILE_BY_KEY, {"k": key}).all()
+    else:
+        rows = conn.execute(_PROFILE_BY_ID, {"i": subscriber_id}).all()
+    if not rows:
+        return None
+    width = len(subscribers.c)
+    first = tuple(rows[0])
+    person = SubscriberRow(**dict(zip(subscribers.c.keys(), first[:width], strict=True)))
+    statuses = {r[width]: r[width + 1] for r in rows if r[width] is not None}
+    return person, statuses, first[width + 2]

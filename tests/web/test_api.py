@@ -521,16 +521,24 @@ def test_issue_stats_are_the_figures_of_stats_json(
     now = dt.datetime.now(dt.UTC)
     with api.store.begin() as conn:
         journal.start(conn, "daily/2025-05-14", "daily", "outbox", now)
-        claimed = journal.claim(conn, "daily/2025-05-14", "daily", "w1", 10, now, dt.timedelta(minutes=5))
+        claimed = journal.claim(
+            conn, "daily/2025-05-14", "daily", "w1", 10, now, dt.timedelta(minutes=5)
+        )
         journal.mark(conn, [c.journal_id for c in claimed], "sent", now)
     key = api.key("board", "stats:read")
     response = api.call("GET", "/api/v1/issues/daily/2025-05-14/stats", key)
     assert response.status_code == 200
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", db_url)
-    printed = CliRunner().invoke(cli, ["-w", str(api.workspace), "stats", "daily/2025-05-14", "--json"])
+    printed = CliRunner().invoke(
+        cli, ["-w", str(api.workspace), "stats", "daily/2025-05-14", "--json"]
+    )
     assert printed.exit_code == 0, printed.output
     assert response.json() == json.loads(printed.stdout)
     assert response.json()["sent"] == 1
-    for path in ("/api/v1/issues/daily/2025-05-15/stats", "/api/v1/issues/nope/2025-05-14/stats", "/api/v1/issues/daily/14-05-2025/stats"):
+    for path in (
+        "/api/v1/issues/daily/2025-05-15/stats",
+        "/api/v1/issues/nope/2025-05-14/stats",
+        "/api/v1/issues/daily/14-05-2025/stats",
+    ):
         missing = api.call("GET", path, key)
         assert missing.status_code == 404 and error_of(missing)["code"] == "not_found"

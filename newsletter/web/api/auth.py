@@ -25,6 +25,7 @@ from starlette.responses import Response
 from newsletter.audience import apikeys
 from newsletter.audience.apikeys import ApiKey
 from newsletter.errors import ApiRefused
+from newsletter.store import Connection
 
 STATUS = {
     "bad_request": 400,
@@ -44,8 +45,9 @@ STATUS = {
 }
 
 
-def check(request: Request, scope: str) -> ApiKey:
-    """`authenticate`, for code already in a worker thread."""
+def check(request: Request, scope: str, conn: Connection | None = None) -> ApiKey:
+    """`authenticate`, for code already in a worker thread; inside `conn`'s transaction if
+    given (the request's own: one transaction a request)."""
     header = request.headers.get("authorization", "")
     kind, _, presented = header.strip().partition(" ")
     if not header:
@@ -53,7 +55,10 @@ def check(request: Request, scope: str) -> ApiKey:
     if kind.lower() != "bearer" or not presented.strip():
         raise ApiRefused("unauthorized", "the Authorization header is not Bearer <key>")
     state = request.app.state
-    key = apikeys.lookup(state.store, presented.strip(), now=state.now())
+    if conn is None:
+        key = apikeys.lookup(state.store, presented.strip(), now=state.now())
+    else:
+        key = apikeys.lookup_in(conn, presented.strip(), now=state.now())
     if key is None:
         raise ApiRefused("unauthorized", "this API key is unknown or revoked")
     if not key.allows(scope):
