@@ -46,6 +46,11 @@ class StoreError(NewsletterError):
     """The database cannot be opened, is locked, or refused an operation."""
 
 
+class WriteConflict(StoreError):
+    """Two transactions wrote the same unique row at once (two sign-ups of one new address
+    on two PostgreSQL workers): the one that lost was rolled back whole, and may be retried."""
+
+
 class SchemaVersionError(StoreError):
     """The database was made by a newer version of newsletter."""
 

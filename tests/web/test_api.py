@@ -542,3 +542,69 @@ def test_issue_stats_are_the_figures_of_stats_json(
     ):
         missing = api.call("GET", path, key)
         assert missing.status_code == 404 and error_of(missing)["code"] == "not_found"
+
+
+# -- several workers (PostgreSQL) ------------------------------------------------------------------
+
+
+def test_idempotency_and_new_addresses_hold_across_workers(
+    workspace: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two apps (two `serve` workers) on one PostgreSQL database, eight threads at once: the
+    same retry is answered once (one subscriber, one consent line, one email), and the same
+    new address without an Idempotency-Key is created once, and no 500."""
+    import threading
+
+    from newsletter.store import open_store
+    from newsletter.web import create_app
+    from newsletter.workspace import Workspace
+
+    monkeypatch.setenv("NEWSLETTER_SECRET", WEB_SECRET)
+    stores = [open_store(pg_url), open_store(pg_url)]
+    _, key = apikeys.create(
+        stores[0], "site", ["subscribers:write", "subscribers:read"], now=dt.datetime.now(dt.UTC)
+    )
+    clients = [TestClient(create_app(Workspace(workspace), s)) for s in stores]
+    answers: list[tuple[int, Any]] = []
+    lock = threading.Lock()
+
+    def post(client: TestClient, email: str, retry: str | None) -> None:
+        headers = {
+            "Authorization": f"Bearer {key}",
+            **({"Idempotency-Key": retry} if retry else {}),
+        }
+        response = client.post(
+            "/api/v1/subscribers", headers=headers, json={"email": email, "newsletters": ["daily"]}
+        )
+        with lock:
+            answers.append((response.status_code, response.json()))
+
+    for address, retry in (("once@example.com", "k-1"), ("twice@example.com", None)):
+        answers.clear()
+        threads = [
+            threading.Thread(target=post, args=(clients[i % 2], address, retry)) for i in range(8)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        statuses = sorted(s for s, _ in answers)
+        # no 500: one creates, the others find it (200) or meet the per-address limit (429)
+        assert statuses.count(201) == 1 or retry, statuses
+        assert all(s in (200, 201, 429) for s in statuses), statuses
+        if retry:
+            assert statuses == [201] * 8  # the first answer, replayed
+            assert len({json_text(a) for _, a in answers}) == 1
+    api = Api(clients[0], stores[0], workspace)
+    assert len(api.history("once@example.com")) == 1
+    assert len(api.outbox()) >= 2  # once@, and twice@ at least once
+    for client in clients:
+        client.close()
+    for s in stores:
+        s.close()
+
+
+def json_text(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)

@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from newsletter.audience import idempotency, profiles
 from newsletter.audience.apikeys import ApiKey
-from newsletter.errors import ApiRefused
+from newsletter.errors import ApiRefused, WriteConflict
 from newsletter.store import Connection
 from newsletter.web.api import bodies
 from newsletter.web.api.auth import authenticate, check, json_response
@@ -72,7 +72,10 @@ async def create_subscriber(request: Request) -> Response:
         fingerprint = idempotency.request_hash("POST", request.url.path, raw)
         return idempotency.once(state.store, key.id, retry_key, fingerprint, work, now=now)
 
-    outcome = await run_in_threadpool(run)
+    try:
+        outcome = await run_in_threadpool(run)
+    except WriteConflict:  # the same new address from another worker at once: now known
+        outcome = await run_in_threadpool(run)
     background = None
     if outcome.extra is not None:
         from newsletter.web.subscribe import mail_confirmation
