@@ -725,7 +725,7 @@ def _print_reasons(reasons: list[tuple[str, int]]) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Run the subscriber-facing service: unsubscribe, preferences, sign-up, webhook, archive."""
+    """Run the service: unsubscribe, preferences, sign-up, webhook, archive, the API."""
     from newsletter.web import create_app, run
 
     with _user_errors():

@@ -608,3 +608,26 @@ def json_text(value: Any) -> str:
     import json
 
     return json.dumps(value, sort_keys=True)
+
+
+def test_a_replaced_database_is_a_json_503(
+    workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.store import open_store
+    from newsletter.web import create_app
+    from newsletter.workspace import Workspace
+
+    monkeypatch.setenv("NEWSLETTER_SECRET", WEB_SECRET)
+    database = tmp_path / "newsletter.db"
+    store = open_store(f"sqlite:///{database}")
+    _, key = apikeys.create(store, "crm", ["subscribers:read"], now=dt.datetime.now(dt.UTC))
+    client = TestClient(create_app(Workspace(workspace), store))
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.get("/api/v1/subscribers/1", headers=headers).status_code == 404
+    copy = tmp_path / "restored.db"
+    copy.write_bytes(database.read_bytes())
+    copy.replace(database)
+    response = client.get("/api/v1/subscribers/1", headers=headers)
+    assert response.status_code == 503
+    assert error_of(response)["code"] == "unavailable"
+    store.close()
