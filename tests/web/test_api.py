@@ -631,3 +631,25 @@ def test_a_replaced_database_is_a_json_503(
     assert response.status_code == 503
     assert error_of(response)["code"] == "unavailable"
     store.close()
+
+
+def test_authenticate_guards_any_endpoint(api: Api) -> None:
+    """What /admin/report (or any other page behind a key) calls: JSON 401 and 403 from the
+    app's handler, the key when it has the scope."""
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from newsletter.web.api.auth import authenticate
+
+    async def report(request: Request) -> PlainTextResponse:
+        key = await authenticate(request, "stats:read")
+        return PlainTextResponse(f"hello {key.name}")
+
+    # before the archive's /{newsletter}/{date}, which would take the path otherwise
+    api.client.app.router.routes.insert(0, Route("/admin/test-report", report))  # type: ignore[attr-defined]
+    assert api.client.get("/admin/test-report").status_code == 401
+    other = api.call("GET", "/admin/test-report", api.key("crm", "subscribers:read"))
+    assert other.status_code == 403 and error_of(other)["code"] == "forbidden"
+    allowed = api.call("GET", "/admin/test-report", api.key("board", "stats:read"))
+    assert allowed.status_code == 200 and allowed.text == "hello board"
