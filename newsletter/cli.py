@@ -238,7 +238,7 @@ def _progress(total: int) -> Iterator[Callable[[Any], None]]:
 
 @cli.group()
 def subscribers() -> None:
-    """Keep the subscriber lists: import, add, remove, forget, list, export, stats."""
+    """Keep the subscriber lists: import, add, remove, forget, list, export, stats, sync."""
 
 
 @contextmanager
@@ -442,6 +442,124 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     for r in rows:
         counts = (r.subscribed, r.pending, r.unsubscribed, r.suppressed)
         click.echo(line(r.newsletter, r.tier, *counts))
+
+
+@subscribers.command("sync")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tier-column", required=True, help="The column holding the plan or status.")
+@click.option(
+    "--premium-values",
+    default="premium",
+    show_default=True,
+    help="Comma-separated values of that column that mean premium (any case); others: free.",
+)
+@click.option(
+    "--demote-missing",
+    is_flag=True,
+    help="The file is complete: premium subscribers not in it become free.",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would change; change nothing.")
+@click.pass_context
+def sync(
+    ctx: click.Context,
+    file: Path,
+    tier_column: str,
+    premium_values: str,
+    demote_missing: bool,
+    dry_run: bool,
+) -> None:
+    """Set subscribers' tiers from the paywall's export (email plus a plan column)."""
+    from newsletter.audience.sync import sync as do_sync
+
+    with _user_errors(), _store(ctx) as (ws, store):
+        report = do_sync(
+            store,
+            file,
+            tier_column=tier_column,
+            premium_values=premium_values.split(","),
+            demote_missing=demote_missing,
+            dry_run=dry_run,
+        )
+    shown = ws.display(file)
+    if dry_run:
+        kinds = [
+            ("promote", report.promoted),
+            ("demote", report.demoted),
+            ("not a subscriber", report.unknown),
+            ("keep premium (not in the file)", report.missing),
+        ]
+        for label, changes in kinds:
+            for change in changes[:10]:
+                where = f"{shown}:{change.line}: " if change.line else ""
+                click.echo(f"{where}{label}: {change.email}")
+            if len(changes) > 10:
+                click.echo(f"… and {len(changes) - 10} more ({label})")
+        click.echo(f"dry run, nothing changed: {report.summary()}")
+        return
+    click.echo(f"{shown}: {report.summary()}")
+
+
+# -- the publisher's systems: API keys (#13) ------------------------------------------------
+
+
+@cli.group("api-key")
+def api_key() -> None:
+    """Keys for the HTTP API (/api/v1/): create, list, revoke."""
+
+
+@api_key.command("create")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    help="What the key may do (repeat): subscribers:read, subscribers:write, "
+    "subscribers:confirm, stats:read.",
+)
+@click.pass_context
+def api_key_create(ctx: click.Context, name: str, scopes: tuple[str, ...]) -> None:
+    """Make a key and print it, once: only its hash is stored."""
+    from newsletter.audience import apikeys
+
+    with _user_errors(), _store(ctx) as (_ws, store):
+        made, key = apikeys.create(store, name, list(scopes), now=dt.datetime.now(dt.UTC))
+    click.echo(key)
+    shown = " ".join(sorted(made.scopes))
+    click.echo(f"API key {made.name} ({shown}): copy it now, it is never shown again", err=True)
+
+
+@api_key.command("list")
+@click.pass_context
+def api_key_list(ctx: click.Context) -> None:
+    """Every key's name, scopes, creation and last use (never the key)."""
+    from newsletter.audience import apikeys
+
+    with _user_errors(), _store(ctx) as (_ws, store):
+        keys = apikeys.listing(store)
+    if not keys:
+        click.echo("no API keys: `newsletter api-key create NAME --scope …` makes one")
+        return
+    line = "{:<29}{:<10}{:<22}{:<22}{}".format
+    click.echo(line("name", "starts", "created", "last used", "scopes"))
+    for k in keys:
+        used = k.last_used_at.strftime("%Y-%m-%d %H:%M UTC") if k.last_used_at else "never"
+        shown = " ".join(sorted(k.scopes)) + (" (revoked)" if k.revoked_at else "")
+        click.echo(
+            line(k.name, k.prefix + "…", k.created_at.strftime("%Y-%m-%d %H:%M UTC"), used, shown)
+        )
+
+
+@api_key.command("revoke")
+@click.argument("name")
+@click.pass_context
+def api_key_revoke(ctx: click.Context, name: str) -> None:
+    """Revoke a key: refused from the next request on, by every running service."""
+    from newsletter.audience import apikeys
+
+    with _user_errors(), _store(ctx) as (_ws, store):
+        apikeys.revoke(store, name, now=dt.datetime.now(dt.UTC))
+    click.echo(f"API key {name} revoked")
 
 
 # -- sending ------------------------------------------------------------------------------
@@ -883,7 +1001,7 @@ def _print_reasons(reasons: list[tuple[str, int]]) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Run the subscriber-facing service: unsubscribe, preferences, sign-up, webhook, archive."""
+    """Run the service: unsubscribe, preferences, sign-up, webhook, archive, the API."""
     from newsletter.web import create_app, run
 
     with _user_errors():

@@ -46,6 +46,11 @@ class StoreError(NewsletterError):
     """The database cannot be opened, is locked, or refused an operation."""
 
 
+class WriteConflict(StoreError):
+    """Two transactions wrote the same unique row at once (two sign-ups of one new address
+    on two PostgreSQL workers): the one that lost was rolled back whole, and may be retried."""
+
+
 class SchemaVersionError(StoreError):
     """The database was made by a newer version of newsletter."""
 
@@ -79,6 +84,20 @@ class TokenError(NewsletterError):
 
 class SecretError(NewsletterError):
     """No usable secret to sign tokens with."""
+
+
+class ApiKeyError(NewsletterError):
+    """An API key cannot be made or revoked (a bad name or scope, a name taken, no such key)."""
+
+
+class ApiRefused(NewsletterError):
+    """What the API refuses to do for a reason the caller can act on: `code` says which
+    (suppressed, unsubscribed, limited, not_found…), `field` names the input at fault."""
+
+    def __init__(self, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.field = field
 
 
 # sending

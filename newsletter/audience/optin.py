@@ -24,6 +24,7 @@ METHOD = "web"
 # the methods whose pending requests count toward the per-address limit: the form's, and
 # the preferences page's additions (whoever holds a forwarded email must not mail-bomb)
 REQUEST_METHODS = (METHOD, "preferences")
+API_METHODS = "api:%"  # every API key's requests (a LIKE pattern)
 
 
 @dataclass(frozen=True)
@@ -52,25 +53,57 @@ def request(
     except addresses.InvalidAddress as exc:
         raise SubscriberError(f"'{email}' is not a valid address: {exc}") from None
     with store.begin() as conn:
-        if q.suppressed(conn, address.hashes):
-            return None
-        person = q.by_key(conn, address.key)
-        subs = q.subscriptions_of(conn, person.id) if person else {}
-        wanted = [
-            k for k in dict.fromkeys(newsletters) if subs.get(k, {}).get("status") != "subscribed"
-        ]
-        if not wanted or over_limit(conn, address.hash, per_address, now):
-            return None
-        if person is None:
-            person = create(conn, address, "", "free", METHOD, now)
-        make_pending(conn, person, subs, wanted, METHOD, now)
-        return Signup(person.id, person.email, wanted)
+        return request_in(conn, address, newsletters, per_address=per_address, now=now).signup
+
+
+@dataclass(frozen=True)
+class Requested:
+    """What a sign-up request did: `signup` to mail, or why nothing is mailed (`outcome`:
+    mailed, suppressed, subscribed (already, to every one asked for) or limited)."""
+
+    signup: Signup | None
+    outcome: str
+    created: bool = False
+
+
+def request_in(
+    conn: Connection,
+    address: addresses.Address,
+    newsletters: list[str],
+    *,
+    per_address: int,
+    now: dt.datetime,
+    method: str = METHOD,
+    name: str = "",
+    tier: str = "free",
+    source: str | None = None,
+) -> Requested:
+    """The one double opt-in step, inside the caller's transaction: the form's and the API's
+    (`method` "api:<key>"), so both keep the same rules and the same per-address limit."""
+    if q.suppressed(conn, address.hashes):
+        return Requested(None, "suppressed")
+    person = q.by_key(conn, address.key)
+    subs = q.subscriptions_of(conn, person.id) if person else {}
+    wanted = [
+        k for k in dict.fromkeys(newsletters) if subs.get(k, {}).get("status") != "subscribed"
+    ]
+    if not wanted:
+        return Requested(None, "subscribed")
+    if over_limit(conn, address.hash, per_address, now):
+        return Requested(None, "limited")
+    created = person is None
+    if person is None:
+        person = create(conn, address, name, tier, source or method, now)
+    make_pending(conn, person, subs, wanted, method, now)
+    return Requested(Signup(person.id, person.email, wanted), "mailed", created)
 
 
 def over_limit(conn: Connection, email_hash: str, per_address: int, now: dt.datetime) -> bool:
-    """Has this address had `per_address` confirmation requests in the last day?"""
+    """Has this address had `per_address` confirmation requests in the last day (the form's,
+    the preferences page's and the API's together)?"""
     since = now - dt.timedelta(days=1)
     recent = sum(q.requests_since(conn, email_hash, m, since) for m in REQUEST_METHODS)
+    recent += q.requests_since(conn, email_hash, API_METHODS, since)
     return recent >= per_address
 
 

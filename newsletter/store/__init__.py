@@ -16,9 +16,15 @@ from typing import Any
 # Connection is re-exported: the domains type their connections without importing SQLAlchemy
 from sqlalchemy import Connection as Connection
 from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    OperationalError,
+    SQLAlchemyError,
+)
 
-from newsletter.errors import NoDatabase, StoreError
+from newsletter.errors import NoDatabase, StoreError, WriteConflict
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -46,6 +52,13 @@ def _reason(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
     return text
+
+
+def _unique_violation(exc: IntegrityError) -> bool:
+    """A duplicate key (PostgreSQL's 23505, SQLite's UNIQUE constraint), not a broken
+    reference or a missing value (those are bugs, and stay what they are)."""
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "23505" or "UNIQUE constraint" in str(orig)
 
 
 class Store:
@@ -79,6 +92,12 @@ class Store:
                     f"(waited {self.busy_timeout_ms / 1000:g} s): try again"
                 ) from None
             raise StoreError(f"database error on {shown(self.url)}: {reason}") from None
+        except IntegrityError as exc:
+            if not _unique_violation(exc):
+                raise
+            raise WriteConflict(
+                f"another transaction wrote the same record at once: {_reason(exc)}"
+            ) from None
 
     def close(self) -> None:
         self.engine.dispose()

@@ -81,9 +81,13 @@ def start(conn: Connection, issue: str, newsletter: str, backend: str, now: dt.d
         subscribers.c.id,
         literal("pending"),
         literal(now, UtcDateTime),
+        subscribers.c.tier,
     )
+    # the tier is fixed here too: a paywall's change during the send is for the next one
     conn.execute(
-        insert(send_journal).from_select(["issue", "subscriber_id", "state", "updated_at"], chosen)
+        insert(send_journal).from_select(
+            ["issue", "subscriber_id", "state", "updated_at", "tier"], chosen
+        )
     )
     count = conn.execute(
         select(func.count()).select_from(send_journal).where(send_journal.c.issue == issue)
@@ -172,7 +176,7 @@ def claim(
             send_journal.c.subscriber_id,
             subscribers.c.email,
             subscribers.c.name,
-            subscribers.c.tier,
+            func.coalesce(send_journal.c.tier, subscribers.c.tier).label("tier"),
             people.receives().label("receives"),
         )
         .select_from(send_journal)

@@ -17,11 +17,13 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     distinct,
     exists,
     func,
     insert,
+    or_,
     select,
     text,
     update,
@@ -349,10 +351,12 @@ def history(conn: Connection, email_hash: str) -> list[dict[str, Any]]:
 
 
 def requests_since(conn: Connection, email_hash: str, method: str, since: dt.datetime) -> int:
-    """How many sign-up requests (one per moment, whatever the newsletters) since `since`."""
+    """How many sign-up requests (one per moment, whatever the newsletters) since `since`;
+    a `method` holding % is a LIKE pattern (every API key's: "api:%")."""
     c = consent_events.c
+    by_method = c.method.like(method) if "%" in method else c.method == method
     query = select(func.count(distinct(c.at))).where(
-        c.email_hash == email_hash, c.action == "pending", c.method == method, c.at > since
+        c.email_hash == email_hash, c.action == "pending", by_method, c.at > since
     )
     return int(conn.scalar(query) or 0)
 
@@ -437,3 +441,84 @@ def counts(conn: Connection) -> list[tuple[str, str, str, bool, int]]:
         .group_by(subscriptions.c.newsletter, subscribers.c.tier, subscriptions.c.status, "sup")
     )
     return [(r[0], r[1], r[2], bool(r[3]), int(r[4])) for r in conn.execute(query)]
+
+
+def changed_page(
+    conn: Connection,
+    *,
+    after: int,
+    limit: int,
+    newsletter: str | None = None,
+    status: str | None = None,
+    since: dt.datetime | None = None,
+) -> list[int]:
+    """Subscriber ids after `after`, in id order (keyset: a row inserted meanwhile comes
+    later, never shifts a page), at most `limit`. `status` (with `newsletter`: that
+    subscription's) may be 'suppressed'; other statuses exclude suppressed addresses, as
+    `subscribers list` does. `since`: changed after it (the record, a subscription or a
+    suppression), so an unsubscribe shows up."""
+    s, sub, sup = subscribers.c, subscriptions.c, suppressions.c
+    query = select(s.id).where(s.id > after).order_by(s.id).limit(limit)
+    is_suppressed = exists().where(sup.email_hash == s.email_hash)
+    held = [sub.subscriber_id == s.id]
+    if newsletter is not None:
+        held.append(sub.newsletter == newsletter)
+    if status not in (None, "suppressed"):
+        held.append(sub.status == status)
+    if len(held) > 1:
+        query = query.where(exists().where(*held))
+    if status == "suppressed":
+        query = query.where(is_suppressed)
+    elif status is not None:
+        query = query.where(~is_suppressed)
+    if since is not None:
+        query = query.where(
+            or_(
+                s.updated_at > since,
+                exists().where(sub.subscriber_id == s.id, sub.updated_at > since),
+                exists().where(sup.email_hash == s.email_hash, sup.created_at > since),
+            )
+        )
+    return [int(i) for (i,) in conn.execute(query)]
+
+
+def by_ids(conn: Connection, ids: Sequence[int]) -> list[SubscriberRow]:
+    """In the order of `ids` (those that exist)."""
+    found: dict[int, SubscriberRow] = {}
+    for chunk in _chunks(list(ids)):
+        for row in conn.execute(select(subscribers).where(subscribers.c.id.in_(chunk))):
+            found[row.id] = SubscriberRow(**row._mapping)
+    return [found[i] for i in ids if i in found]
+
+
+def with_tier(conn: Connection, tier: str) -> list[SubscriberRow]:
+    query = select(subscribers).where(subscribers.c.tier == tier).order_by(subscribers.c.id)
+    return [SubscriberRow(**r._mapping) for r in conn.execute(query)]
+
+
+# one subscriber with their statuses and suppression in one query, by key or by id: what
+# every API answer reads (built once; see access._BY_HASH)
+_PROFILE = (
+    select(subscribers, subscriptions.c.newsletter, subscriptions.c.status, suppressions.c.reason)
+    .outerjoin(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
+    .outerjoin(suppressions, suppressions.c.email_hash == subscribers.c.email_hash)
+)
+_PROFILE_BY_KEY = _PROFILE.where(subscribers.c.email_key == bindparam("k"))
+_PROFILE_BY_ID = _PROFILE.where(subscribers.c.id == bindparam("i"))
+
+
+def profile_row(
+    conn: Connection, *, key: str | None = None, subscriber_id: int | None = None
+) -> tuple[SubscriberRow, dict[str, str], str | None] | None:
+    """(subscriber, newsletter → status, suppression reason), or None."""
+    if key is not None:
+        rows = conn.execute(_PROFILE_BY_KEY, {"k": key}).all()
+    else:
+        rows = conn.execute(_PROFILE_BY_ID, {"i": subscriber_id}).all()
+    if not rows:
+        return None
+    width = len(subscribers.c)
+    first = tuple(rows[0])
+    person = SubscriberRow(**dict(zip(subscribers.c.keys(), first[:width], strict=True)))
+    statuses = {r[width]: r[width + 1] for r in rows if r[width] is not None}
+    return person, statuses, first[width + 2]

@@ -147,6 +147,9 @@ send_journal = Table(
     Column("provider_id", String(255), nullable=False, server_default=""),
     Column("error", Text, nullable=False, server_default=""),
     Column("updated_at", UtcDateTime, nullable=False),
+    # revision 0007: the tier fixed at the send's start (None: a send started before 0007,
+    # which reads the subscriber's tier at hand-over)
+    Column("tier", String(16), nullable=True),
     Index("ix_send_journal_issue_subscriber", "issue", "subscriber_id", unique=True),
     Index("ix_send_journal_issue_state", "issue", "state", "id"),  # claims: ORDER BY id
 )
@@ -193,4 +196,32 @@ counters = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", Integer, nullable=False),
+)
+
+# revision 0007: the publisher's systems (the HTTP API, issue #13)
+# keys: only the SHA-256 of a key is stored, looked up by its index on every request
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(28), nullable=False, unique=True),  # "api:<name>" fits a method
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex of the key
+    Column("prefix", String(12), nullable=False),  # the key's first characters, to tell keys apart
+    Column("scopes", String(200), nullable=False),  # space-separated
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
+
+# a POST's first answer under its Idempotency-Key, so that a retry (from any worker or
+# machine) replays it and changes nothing
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key_id", ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),  # sha256 of method, path and body
+    Column("status", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from newsletter.config import Environment
-from newsletter.errors import BodyTimeout, BodyTooLarge, NewsletterError
+from newsletter.errors import ApiRefused, BodyTimeout, BodyTooLarge, NewsletterError
 from newsletter.workspace import Workspace
 
 
@@ -52,6 +52,7 @@ def create_app(
             404: _not_found,
             405: _not_found,
             NewsletterError: _unavailable,
+            ApiRefused: _api_refused,
             BodyTooLarge: _too_large,
             BodyTimeout: _too_slow,
             ClientDisconnect: _disconnected,
@@ -68,6 +69,7 @@ def create_app(
         default=limits.FORM_MAX_BODY,
         limits={"/webhooks/sendgrid": webhooks.MAX_BODY},
         timeout=limits.BODY_TIMEOUT if body_timeout is None else body_timeout,
+        prefixes={API_PREFIX: limits.API_MAX_BODY},
     )
     app.add_middleware(SecurityHeaders)
     app.state.workspace = workspace
@@ -93,10 +95,43 @@ def create_app(
     return app
 
 
+API_PREFIX = "/api/"
+
+
+def _api(request: Any) -> bool:
+    """The API answers every error in JSON, never with an HTML page."""
+    return str(request.url.path).startswith(API_PREFIX)
+
+
+def _allowed(request: Any) -> str:
+    """Every method some route of this path answers (each method has its own route)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
+
+
+async def _api_refused(request: Any, exc: Any) -> Any:
+    from newsletter.web.api.auth import refusal
+
+    return refusal(exc)
+
+
 async def _not_found(request: Any, exc: Any) -> Any:
     from newsletter.web.pages import error
 
     status = getattr(exc, "status_code", 404)
+    if _api(request):
+        from newsletter.web.api import auth
+
+        if status == 405:
+            response = auth.error(405, "method_not_allowed", "this method is not allowed here")
+            response.headers["Allow"] = _allowed(request)
+            return response
+        return auth.error(404, "not_found", "there is no such endpoint")
     message = "There is no such page." if status == 404 else "That is not allowed here."
     return error(request, message, status)
 
@@ -104,9 +139,21 @@ async def _not_found(request: Any, exc: Any) -> Any:
 _TOKEN_PATH = re.compile(r"/(unsubscribe|preferences|confirm|data)/[^/?#\s\"']+")
 
 
+# an API key anywhere (a header echoed in an error, a key pasted into a URL), and whatever
+# follows an Authorization header's name (another scheme's credentials), but not a log
+# message's own placeholder (its argument is redacted on its own)
+_API_KEY = re.compile(r"nlk_[A-Za-z0-9_\-]+")
+_AUTHORIZATION = re.compile(
+    r"(?i)(['\"]?authorization['\"]?\s*[:=,]\s*['\"]?)(?:(bearer|basic)\s+)?(?!%[sdr])[^\s'\"]+"
+)
+
+
 def redact(text: str) -> str:
-    """A link's path with its token replaced by [token]."""
-    return _TOKEN_PATH.sub(r"/\1/[token]", text)
+    """A link's path with its token replaced by [token]; an API key, and the value of an
+    Authorization header, by [redacted]."""
+    text = _TOKEN_PATH.sub(r"/\1/[token]", text)
+    text = _API_KEY.sub("nlk_[redacted]", text)
+    return _AUTHORIZATION.sub(lambda m: f"{m.group(1)}{m.group(2) or ''} [redacted]", text)
 
 
 class RedactTokens(logging.Filter):
@@ -144,12 +191,20 @@ async def _unavailable(request: Any, exc: Exception) -> Any:
     from newsletter.web.pages import error
 
     logging.getLogger("newsletter.web").error("%s %s: %s", request.method, request.url.path, exc)
+    if _api(request):
+        from newsletter.web.api import auth
+
+        return auth.error(503, "unavailable", "something went wrong on our side: retry shortly")
     return error(request, "Something went wrong on our side: please try again shortly.", 503)
 
 
 async def _too_large(request: Any, exc: Exception) -> Any:
     from newsletter.web.pages import error
 
+    if _api(request):
+        from newsletter.web.api import auth
+
+        return auth.error(413, "too_large", str(exc))
     return error(request, "That request is too large.", 413)
 
 
@@ -157,6 +212,10 @@ async def _too_slow(request: Any, exc: Exception) -> Any:
     from newsletter.web.pages import error
 
     logging.getLogger("newsletter.web").warning("%s %s: %s", request.method, request.url.path, exc)
+    if _api(request):
+        from newsletter.web.api import auth
+
+        return auth.error(408, "timeout", "the request body took too long")
     return error(request, "That request took too long: please try again.", 408)
 
 

@@ -75,4 +75,9 @@ class DatabaseGuard:
         request = Request(scope, receive)
         log.error("%s %s: %s", request.method, request.url.path, exc)
         message = "Something went wrong on our side: please try again shortly."
+        if request.url.path.startswith("/api/"):  # the API answers in JSON, always
+            from newsletter.web.api.auth import error as api_error
+
+            await api_error(503, "unavailable", message)(scope, receive, send)
+            return
         await error(request, message, 503)(scope, receive, send)

@@ -19,6 +19,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from newsletter.errors import BodyTimeout, BodyTooLarge
 
 FORM_MAX_BODY = 64 * 1024  # a form is a few fields: this is generous
+API_MAX_BODY = 1024 * 1024  # the API's JSON bodies
 BODY_TIMEOUT = 30.0  # seconds for a whole request body, from the app's first read
 HEADER_TIMEOUT = 10.0  # seconds for a request's headers, from the connection (or last answer)
 KEEP_ALIVE_TIMEOUT = 5  # seconds an idle keep-alive connection stays open
@@ -30,18 +31,32 @@ class BodyLimit:
     reads, so its exception handler answers."""
 
     def __init__(
-        self, app: ASGIApp, default: int, limits: dict[str, int], timeout: float = BODY_TIMEOUT
+        self,
+        app: ASGIApp,
+        default: int,
+        limits: dict[str, int],
+        timeout: float = BODY_TIMEOUT,
+        prefixes: dict[str, int] | None = None,
     ):
         self.app = app
         self.default = default
         self.limits = limits
         self.timeout = timeout
+        self.prefixes = prefixes or {}  # path prefix → limit (the API's, under /api/)
+
+    def limit_of(self, path: str) -> int:
+        if path in self.limits:
+            return self.limits[path]
+        for prefix, limit in self.prefixes.items():
+            if path.startswith(prefix):
+                return limit
+        return self.default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limits.get(scope["path"], self.default)
+        limit = self.limit_of(scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         received = 0
         complete = False

@@ -7,6 +7,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from newsletter.web import preferences, published, subscribe, unsubscribe, webhooks
+from newsletter.web.api import endpoints as api
 from newsletter.workspace import Workspace
 
 
@@ -35,6 +36,14 @@ def routes(workspace: Workspace) -> list[Route]:
         Route("/confirm/{token}", subscribe.confirm_page, methods=["GET"]),
         Route("/confirm/{token}", subscribe.confirm, methods=["POST"]),
         Route("/webhooks/sendgrid", webhooks.sendgrid, methods=["POST"]),
+        # the publisher's systems (JSON, a key with scopes; web/api/openapi.py describes it)
+        Route("/api/v1/openapi.json", api.openapi, methods=["GET"]),
+        Route("/api/v1/subscribers", api.create_subscriber, methods=["POST"]),
+        Route("/api/v1/subscribers", api.list_subscribers, methods=["GET"]),
+        Route("/api/v1/subscribers/{id}", api.get_subscriber, methods=["GET"]),
+        Route("/api/v1/subscribers/{id}", api.patch_subscriber, methods=["PATCH"]),
+        Route("/api/v1/subscribers/{id}", api.delete_subscriber, methods=["DELETE"]),
+        Route("/api/v1/issues/{newsletter}/{date}/stats", api.issue_stats, methods=["GET"]),
         # the archive, from build/
         Route("/", published.index, methods=["GET"]),
         Route("/{newsletter}/feed.xml", published.feed, methods=["GET"]),

@@ -3,7 +3,7 @@ a diagnostic (RFC 3463 status, the server's words) on each delivery event; the d
 of an address found fast (the soft-bounce count).
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 """
 
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ from alembic import op
 from newsletter.store.schema import UtcDateTime
 
 revision = "0008"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
