@@ -18,6 +18,12 @@ Each setting below fixes something premailer does by default that breaks our ema
   Outlook for Windows sizes it by) into width="100%", and adding bgcolor to an <img>.
 
 What keeps inlining cheap:
+- premailer imports `requests` at the top (60-70 ms with urllib3, charset detection and
+  cookies) for fetching remote stylesheets, which we never do (`_load_external` returns
+  nothing). While premailer is imported, `requests` is loaded through the standard
+  library's `importlib.util.LazyLoader`: the real module, whose code runs on the first read
+  of one of its attributes, which in a build never comes. Nothing else is deferred, and a
+  process that imported requests before keeps it as it is.
 - every email of an issue (and every issue of an archive) inlines the same CSS: the rules
   premailer derives from it are computed once per process, not once per email (the
   cssutils parse was two thirds of an inlining).
@@ -25,17 +31,43 @@ What keeps inlining cheap:
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
 import re
+import sys
+from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 DOCTYPE = "<!doctype html>"
 
 
+class _LazyRequests(importlib.abc.MetaPathFinder):
+    """Finds `requests` as usual, and has it executed on first use (see the docstring)."""
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if name != "requests":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
 def _premailer_class() -> Any:
     import cssutils
-    import premailer.merge_style
-    from premailer import Premailer
+
+    finder = _LazyRequests()
+    sys.meta_path.insert(0, finder)
+    try:
+        import premailer.merge_style
+        from premailer import Premailer
+    finally:
+        sys.meta_path.remove(finder)
 
     cssutils.log.setLevel(logging.CRITICAL)
     cssutils.log.raiseExceptions = False
