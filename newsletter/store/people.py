@@ -18,7 +18,9 @@ from sqlalchemy import (
     Index,
     Select,
     Table,
+    Update,
     and_,
+    bindparam,
     delete,
     distinct,
     exists,
@@ -194,8 +196,15 @@ def by_keys(conn: Connection, keys: Iterable[str]) -> dict[str, SubscriberRow]:
     return found
 
 
+# statements of the one-click path built once (#16): building a Core expression cost more
+# than running it (a one-click spent a third of its transaction on it)
+_BY_ID = select(subscribers).where(subscribers.c.id == bindparam("b_id"))
+_SUBSCRIPTIONS_OF = select(subscriptions).where(subscriptions.c.subscriber_id == bindparam("b_id"))
+_SET_STATUS: dict[tuple[str, ...], Update] = {}
+
+
 def by_id(conn: Connection, subscriber_id: int) -> SubscriberRow | None:
-    row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+    row = conn.execute(_BY_ID, {"b_id": subscriber_id}).first()
     return SubscriberRow(**row._mapping) if row else None
 
 
@@ -260,7 +269,6 @@ def reserve_ids(conn: Connection, count: int) -> list[int]:
 
 def update_subscribers(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """rows: dicts with b_id and the columns to set (the same columns in every row)."""
-    from sqlalchemy import bindparam
 
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
@@ -312,16 +320,20 @@ def set_status(
     if status == "unsubscribed":
         values["unsubscribed_at"] = now
     if existed:
-        conn.execute(
-            update(subscriptions)
-            .where(
-                and_(
-                    subscriptions.c.subscriber_id == subscriber_id,
-                    subscriptions.c.newsletter == newsletter,
+        columns = tuple(values)
+        statement = _SET_STATUS.get(columns)
+        if statement is None:
+            statement = _SET_STATUS[columns] = (
+                update(subscriptions)
+                .where(
+                    and_(
+                        subscriptions.c.subscriber_id == bindparam("b_id"),
+                        subscriptions.c.newsletter == bindparam("b_newsletter"),
+                    )
                 )
+                .values({c: bindparam(c) for c in columns})
             )
-            .values(values)
-        )
+        conn.execute(statement, {"b_id": subscriber_id, "b_newsletter": newsletter, **values})
     else:
         conn.execute(
             insert(subscriptions).values(
@@ -336,7 +348,6 @@ def insert_subscriptions(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 def update_subscriptions(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """rows: b_id, b_newsletter, status, method, updated_at, subscribed_at, unsubscribed_at."""
-    from sqlalchemy import bindparam
 
     if not rows:
         return
@@ -395,8 +406,10 @@ def requests_since(conn: Connection, email_hash: str, method: str, since: dt.dat
 
 
 def subscriptions_of(conn: Connection, subscriber_id: int) -> dict[str, dict[str, Any]]:
-    query = select(subscriptions).where(subscriptions.c.subscriber_id == subscriber_id)
-    return {r.newsletter: dict(r._mapping) for r in conn.execute(query)}
+    return {
+        r.newsletter: dict(r._mapping)
+        for r in conn.execute(_SUBSCRIPTIONS_OF, {"b_id": subscriber_id})
+    }
 
 
 def delete_subscriber(conn: Connection, subscriber_id: int) -> None:
