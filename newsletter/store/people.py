@@ -176,7 +176,7 @@ def bulk_load(conn: Connection) -> Iterator[None]:
     yield
     # SQLite sorts for CREATE INDEX in memory up to the page cache's size, on top of the
     # cache itself: with a smaller cache meanwhile, the import's peak memory stays where
-    # the load left it (a million rows: 302 MB with the 128 MB cache, 233-250 MB with 16 MB)
+    # the load left it (a million rows: 302 MB with the 128 MB cache, 233 MB with 16 MB)
     cache = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
     conn.exec_driver_sql(f"PRAGMA cache_size = {_SORT_CACHE}")
     for index in dropped:
