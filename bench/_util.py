@@ -7,13 +7,14 @@ import statistics
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
 class Runs:
     seconds: list[float]
     peak_rss_mb: float = 0.0
+    cpu_seconds: list[float] = field(default_factory=list)  # user + sys, fresh processes only
 
     @property
     def median(self) -> float:
@@ -44,7 +45,7 @@ def fresh_process(argv: list[str], n: int, cwd: str | None = None, warm_up: bool
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if warm_up:
         subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seconds, peak = [], 0
+    seconds, cpu, peak = [], [], 0
     for _ in range(n):
         start = time.perf_counter()
         proc = subprocess.Popen(
@@ -57,4 +58,5 @@ def fresh_process(argv: list[str], n: int, cwd: str | None = None, warm_up: bool
                 f"{' '.join(argv)} failed: {proc.stderr.read().decode() if proc.stderr else ''}"
             )
         peak = max(peak, usage.ru_maxrss)
-    return Runs(seconds, peak_rss_mb=peak / 1024)
+        cpu.append(usage.ru_utime + usage.ru_stime)
+    return Runs(seconds, peak_rss_mb=peak / 1024, cpu_seconds=cpu)

@@ -82,7 +82,7 @@ def main() -> None:
     seconds = runs.seconds[0]
     print(
         f"import: {seconds:.1f} s ({args.rows / seconds:,.0f} rows/s), "
-        f"peak RSS {runs.peak_rss_mb:.0f} MB"
+        f"CPU {runs.cpu_seconds[0]:.1f} s (user+sys), peak RSS {runs.peak_rss_mb:.0f} MB"
     )
 
     store = open_store(url)

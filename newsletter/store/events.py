@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, distinct, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from newsletter.store.people import bulk_insert
 from newsletter.store.schema import (
     bounce_messages,
     consent_events,
@@ -37,6 +38,14 @@ def insert_new(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
         )
         fresh = {r["event_id"]: r for r in chunk if r["event_id"] not in seen}  # dedupe in-batch
         if not fresh:
+            continue
+        if conn.dialect.name == "sqlite":
+            # the transaction holds SQLite's one write lock from its BEGIN IMMEDIATE: no one
+            # can store an event between the SELECT above and this INSERT, so every fresh row
+            # is new, and the rows go straight to the driver (Core spent two thirds of a
+            # 1,000-event request converting parameters, #16)
+            bulk_insert(conn, delivery_events, list(fresh.values()))
+            new.update(fresh)
             continue
         # one statement compiled once, run for many rows ("insertmanyvalues"): a multi-row
         # VALUES clause would be compiled anew for each batch, 0.4 s per 1,000 events

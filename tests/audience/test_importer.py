@@ -437,3 +437,60 @@ def test_a_file_with_a_header_and_no_rows_is_an_error(
     with pytest.raises(ImportFileError) as caught:
         run(store, path)
     assert str(caught.value) == f"{path}: the file has a header and no rows: nothing to import"
+
+
+# -- a bulk load into an empty database (#16) ----------------------------------------------
+
+
+def indexes(store: Store) -> dict[str, list[str]]:
+    """Each index of the tables an import writes, and its columns, as the database has it."""
+    from sqlalchemy import inspect
+
+    with store.begin() as conn:
+        found = inspect(conn)
+        return {
+            str(i["name"]): [str(c) for c in i["column_names"]]
+            for table in ("subscribers", "subscriptions", "consent_events", "suppressions")
+            for i in found.get_indexes(table)
+        }
+
+
+@pytest.mark.parametrize("ending", ["imported", "dry-run", "crash", "bad-file"])
+def test_an_import_into_an_empty_database_ends_with_every_index(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    """On SQLite the history's indexes are built after the rows (#16): however the import
+    ends, the database has the indexes it had, and the history is found through them."""
+    before = indexes(store)
+    assert "ix_consent_events_email_hash" in before
+    monkeypatch.setattr(importer_module, "BATCH", 2)
+    rows = "".join(f"n{i}@example.com\n" for i in range(7))
+    path = write(tmp_path, "email\n" + rows + ("x\x00\n" if ending == "bad-file" else ""))
+    if ending == "crash":
+        real, calls = q.record, []
+
+        def crash_on_third_batch(conn, events):  # type: ignore[no-untyped-def]
+            calls.append(1)
+            if len(calls) == 3:
+                raise RuntimeError("power cut")
+            real(conn, events)
+
+        monkeypatch.setattr(q, "record", crash_on_third_batch)
+        with pytest.raises(RuntimeError, match="power cut"):
+            run(store, path)
+    elif ending == "bad-file":
+        with pytest.raises(ImportFileError):
+            run(store, path)
+    else:
+        assert run(store, path, dry_run=ending == "dry-run").added == 7
+    assert indexes(store) == before
+    if ending == "imported":
+        from newsletter.audience.addresses import parse
+
+        with store.begin() as conn:
+            history = q.history(conn, parse("n3@example.com").hash)
+        assert [(e["newsletter"], e["action"], e["method"]) for e in history] == [
+            ("daily", "subscribed", "import")
+        ]
+    else:
+        assert lists(store) == {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from newsletter.build.pipeline import check
 from newsletter.workspace import Workspace
 
@@ -143,3 +145,33 @@ def test_output_without_the_unsubscribe_link_is_never_written(ws: Workspace) -> 
         "issues/daily/2025-05-14.md: error: premium.html has no unsubscribe link "
         "(%%unsubscribe_url%%): the footer is missing",
     ]
+
+
+def test_an_edited_template_is_compiled_again(ws: Workspace) -> None:
+    """Compiled templates are kept between processes (#16); an edit is never missed."""
+    from newsletter.build.templating import environment
+
+    override(ws, "email/greeting.txt.j2", "Hello {{ name }}\n")
+    assert environment(ws.templates_dir).get_template("email/greeting.txt.j2").render(name="A") == (
+        "Hello A\n"
+    )
+    override(ws, "email/greeting.txt.j2", "Goodbye {{ name }}\n")
+    assert environment(ws.templates_dir).get_template("email/greeting.txt.j2").render(name="A") == (
+        "Goodbye A\n"
+    )
+
+
+def test_a_cache_that_cannot_be_written_is_no_error(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jinja2
+
+    from newsletter.build.templating import environment
+
+    def full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(jinja2.FileSystemBytecodeCache, "dump_bytecode", full)
+    override(ws, "email/other.txt.j2", "Fine {{ name }}\n")
+    env = environment(ws.templates_dir)
+    assert env.get_template("email/other.txt.j2").render(name="B") == "Fine B\n"
