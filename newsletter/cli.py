@@ -652,7 +652,7 @@ def issue_stats_(ctx: click.Context, issue: str, as_json: bool) -> None:
 
     with _user_errors(), _store(ctx) as (ws, store):
         key = issue_key(ws, issue)
-        result = issue_stats(store, key)
+        result = issue_stats(store, key, ws)
         if result is None:
             _fail(f"{key} has not been sent and no event names it")
     if as_json:
@@ -692,6 +692,8 @@ def _print_stats(s: IssueStats) -> None:
         click.echo("Top links (clicks, people):")
         for link in s.top_links:
             click.echo(f"  {link.clicks:>6} {link.clickers:>6}  {link.url}")
+    if s.stories:
+        _print_stories(s)
     if s.sent_without_events:
         click.echo(
             f"Reconcile: {s.sent_without_events} sent message(s) with no event from the provider"
@@ -702,6 +704,37 @@ def _print_stats(s: IssueStats) -> None:
             f"Reconcile: {s.events_without_send} event(s) for messages the send journal"
             " does not know"
         )
+
+
+def _rate(rate: float | None) -> str:
+    return f"{100 * rate:.1f} %" if rate is not None else "-"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_stories(s: IssueStats) -> None:
+    """Each story in the issue's order: people who clicked, clicks, the rate among delivered,
+    and per tier (free readers clicking a paywalled teaser: the conversion signal)."""
+    tiers = sorted({t.tier for story in s.stories for t in story.by_tier})
+    click.echo("Stories (people who clicked, clicks, rate among delivered; per tier):")
+    head = f"  {'#':>2} {'people':>6} {'clicks':>6} {'rate':>7}"
+    head += "".join(f" {tier:>16}" for tier in tiers)
+    click.echo(f"{head}  story")
+    for story in s.stories:
+        line = f"  {story.position:>2} {story.clickers:>6} {story.clicks:>6} "
+        line += f"{_rate(story.click_rate):>7}"
+        by_tier = {t.tier: t for t in story.by_tier}
+        for tier in tiers:
+            t = by_tier.get(tier)
+            line += f" {f'{t.clickers} ({_rate(t.rate)})' if t else '-':>16}"
+        mark = " [paywalled]" if story.paywalled else ""
+        click.echo(f"{line}  {_cut(story.title, max(20, 98 - len(line) - len(mark)))}{mark}")
+    if s.other_links:
+        click.echo("Other links (people, clicks):")
+        for other in s.other_links:
+            click.echo(f"  {other.kind:<18}{other.clickers:>6} {other.clicks:>6}")
 
 
 @cli.command()

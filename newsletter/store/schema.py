@@ -116,6 +116,7 @@ consent_events = Table(
     ),  # import | command | web | one-click | webhook | migration
     Column("detail", Text, nullable=False, server_default=""),
     Column("at", UtcDateTime, nullable=False),
+    Index("ix_consent_events_newsletter_at", "newsletter", "at"),  # revision 0009
 )
 
 # revision 0003: the send journal, one row per (issue, recipient), written before and after
@@ -168,6 +169,9 @@ delivery_events = Table(
     Column("occurred_at", UtcDateTime, nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
     Index("ix_delivery_events_issue_event", "issue", "event"),
+    # revision 0009: what `newsletter report` aggregates through
+    Index("ix_delivery_events_issue_event_people", "issue", "event", "machine", "subscriber_id"),
+    Index("ix_delivery_events_issue_event_url", "issue", "event", "url"),
 )
 
 # revision 0005: high-water marks, so that SQLite never hands out an id again after the row

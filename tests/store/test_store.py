@@ -14,7 +14,7 @@ from newsletter.store import Store, migrate, open_store
 
 def test_a_new_database_gets_the_newest_schema(store: Store) -> None:
     with store.begin() as conn:
-        assert migrate.current(conn) == migrate.head() == "0006"
+        assert migrate.current(conn) == migrate.head() == "0009"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Path) -> None:
@@ -57,7 +57,7 @@ def test_a_database_from_a_newer_version_is_refused(db_url: str) -> None:
     shown = db_url.replace("postgres@", "postgres@") if "postgresql" in db_url else db_url
     assert str(caught.value) == (
         f"the database {shown} has schema version 0099, newer than this version of newsletter "
-        "knows (up to 0006): upgrade newsletter"
+        "knows (up to 0009): upgrade newsletter"
     )
 
 
