@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 
@@ -735,6 +735,84 @@ def _print_stories(s: IssueStats) -> None:
         click.echo("Other links (people, clicks):")
         for other in s.other_links:
             click.echo(f"  {other.kind:<18}{other.clickers:>6} {other.clicks:>6}")
+
+
+# -- reports ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--newsletter", "newsletter_key", metavar="KEY", help="One newsletter (default: all)."
+)
+@click.option(
+    "--since", metavar="90d|DATE", help="From this date, or this many days ago (default: 90d)."
+)
+@click.option("--until", metavar="DATE", help="To this date, included (default: today).")
+@click.option(
+    "--by",
+    type=click.Choice(["issue", "week", "month"]),
+    default="issue",
+    show_default=True,
+    help="One row per issue, or per week or month.",
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report as one self-contained HTML page with charts.",
+)
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the per-issue (or per-period) rows as CSV.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@click.pass_context
+def report(
+    ctx: click.Context,
+    newsletter_key: str | None,
+    since: str | None,
+    until: str | None,
+    by: str,
+    html_file: Path | None,
+    csv_file: Path | None,
+    as_json: bool,
+) -> None:
+    """What readers read over time: sends, list health, stories, readers in common."""
+    import json
+
+    from newsletter.reports import exports
+    from newsletter.reports.overview import By, build_report, parse_date, parse_since
+    from newsletter.reports.tables import lines
+
+    with _user_errors(), _store(ctx) as (ws, store):
+        today = dt.datetime.now(dt.UTC).date()
+        end = parse_date(until, "--until") if until else None
+        start = parse_since(since, end or today) if since else None
+        result = build_report(
+            store,
+            ws,
+            newsletter=newsletter_key,
+            since=start,
+            until=end,
+            by=cast(By, by),
+            today=today,
+        )
+        if csv_file is not None:
+            exports.write_csv(result, csv_file)
+        if html_file is not None:
+            from newsletter.reports.document import write_html
+
+            write_html(result, html_file, ws.config.publication.name)
+    if as_json:
+        click.echo(json.dumps(exports.to_json(result), indent=2, ensure_ascii=False))
+        return
+    for line in lines(result):
+        click.echo(line)
+    for path in (csv_file, html_file):
+        if path is not None:
+            click.echo(f"wrote {ws.display(path.resolve())}")
 
 
 @cli.command()

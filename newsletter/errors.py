@@ -127,3 +127,10 @@ class NoDatabase(StoreError):
 
 class IssueFileError(NewsletterError):
     """An issue file that must not be read: not a regular file, or over the size limit."""
+
+
+# reports
+
+
+class ReportError(NewsletterError):
+    """A report asked for what cannot be: a bad --since, an unknown newsletter."""

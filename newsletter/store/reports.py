@@ -33,6 +33,7 @@ from sqlalchemy import (
     union_all,
 )
 
+from newsletter.store.people import receives
 from newsletter.store.schema import (
     consent_events,
     delivery_events,
@@ -257,18 +258,23 @@ def readers_overlap(
 
 
 def subscribers_overlap(conn: Connection) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
-    """Subscribed people per newsletter now, and per ordered pair how many have both."""
-    s = subscriptions.c
-    totals = {
-        r[0]: int(r[1])
-        for r in conn.execute(
-            select(s.newsletter, func.count())
-            .where(s.status == "subscribed")
-            .group_by(s.newsletter)
+    """People receiving each newsletter now (subscribed, not suppressed: `people.receives`),
+    and per ordered pair of newsletters how many receive both."""
+    receiving = (
+        select(subscriptions.c.newsletter, subscriptions.c.subscriber_id)
+        .select_from(
+            subscribers.join(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
         )
+        .where(receives())
+        .subquery("receiving")
+    )
+    r = receiving.c
+    totals = {
+        row[0]: int(row[1])
+        for row in conn.execute(select(r.newsletter, func.count()).group_by(r.newsletter))
     }
-    a = subscriptions.alias("a")
-    b = subscriptions.alias("b")
+    a = receiving.alias("a")
+    b = receiving.alias("b")
     both = (
         select(a.c.newsletter, b.c.newsletter, func.count())
         .select_from(
@@ -276,10 +282,9 @@ def subscribers_overlap(conn: Connection) -> tuple[dict[str, int], dict[tuple[st
                 b, and_(a.c.subscriber_id == b.c.subscriber_id, a.c.newsletter != b.c.newsletter)
             )
         )
-        .where(a.c.status == "subscribed", b.c.status == "subscribed")
         .group_by(a.c.newsletter, b.c.newsletter)
     )
-    return totals, {(r[0], r[1]): int(r[2]) for r in conn.execute(both)}
+    return totals, {(row[0], row[1]): int(row[2]) for row in conn.execute(both)}
 
 
 def click_urls(conn: Connection, issues: Sequence[str]) -> list[tuple[str, str]]:
