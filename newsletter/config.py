@@ -261,7 +261,8 @@ SMTP_PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
 SENDGRID_API_KEY_ENV = "SENDGRID_API_KEY"
 SENDGRID_API_HOST_ENV = "SENDGRID_API_HOST"
 SENDGRID_WEBHOOK_KEY_ENV = "SENDGRID_WEBHOOK_VERIFICATION_KEY"
-SECRET_ENVS = (SECRET_ENV, SMTP_PASSWORD_ENV, SENDGRID_API_KEY_ENV)  # masked wherever shown
+ADMIN_KEY_ENV = "NEWSLETTER_ADMIN_KEY"  # serve's /admin/report until API keys land (#13)
+SECRET_ENVS = (SECRET_ENV, SMTP_PASSWORD_ENV, SENDGRID_API_KEY_ENV, ADMIN_KEY_ENV)  # masked
 SOURCE_DATE_EPOCH_ENV = "SOURCE_DATE_EPOCH"
 
 
@@ -299,6 +300,10 @@ class Environment:
     def sendgrid_webhook_verification_key(self) -> str | None:
         """A public key, so not a secret; wins over [sendgrid] webhook_verification_key."""
         return self._plain(SENDGRID_WEBHOOK_KEY_ENV)
+
+    def admin_key(self) -> SecretStr | None:
+        """The key `serve`'s /admin/report asks for (none set: nobody gets the report)."""
+        return self._secret(ADMIN_KEY_ENV)
 
     def mask(self, text: str) -> str:
         """`text` with every configured secret written as its variable's name: the one rule

@@ -252,12 +252,12 @@ class Report:
         }
 
 
-def parse_since(text: str, today: dt.date) -> dt.date:
+def parse_since(text: str, today: dt.date, option: str = "--since") -> dt.date:
     """`90d` (days before today) or a date."""
     found = re.fullmatch(r"(\d{1,5})d", text.strip())
     if found:
         return today - dt.timedelta(days=int(found.group(1)))
-    return parse_date(text, "--since", "a number of days like 90d or a date like 2025-05-01")
+    return parse_date(text, option, "a number of days like 90d or a date like 2025-05-01")
 
 
 def parse_date(text: str, option: str, expected: str = "a date like 2025-05-31") -> dt.date:

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from newsletter.web import preferences, published, subscribe, unsubscribe, webhooks
+from newsletter.web import admin, preferences, published, subscribe, unsubscribe, webhooks
 from newsletter.workspace import Workspace
 
 
@@ -35,6 +35,8 @@ def routes(workspace: Workspace) -> list[Route]:
         Route("/confirm/{token}", subscribe.confirm_page, methods=["GET"]),
         Route("/confirm/{token}", subscribe.confirm, methods=["POST"]),
         Route("/webhooks/sendgrid", webhooks.sendgrid, methods=["POST"]),
+        # the publisher's staff: the report, behind a key (never public, never cached)
+        Route("/admin/report", admin.report, methods=["GET"]),
         # the archive, from build/
         Route("/", published.index, methods=["GET"]),
         Route("/{newsletter}/feed.xml", published.feed, methods=["GET"]),

@@ -26,7 +26,10 @@ def test_the_html_report_in_chromium(history: Store, workspace: Path, browser) -
         ("Ninety-day tariff truce sends container bookings soaring", 2),
         ("Kowloon Land misses a coupon, putting HK$8 billion of bonds in play", 1),
     ]
-    assert {g.name: g.clickers for g in report.sections if g.clickers} == {"Trade": 2, "Property": 1}
+    assert {g.name: g.clickers for g in report.sections if g.clickers} == {
+        "Trade": 2,
+        "Property": 1,
+    }
     path = workspace / "report.html"
     write_html(report, path, "The Harbour Ledger")
     html = path.read_text()
