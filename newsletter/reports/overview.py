@@ -30,8 +30,8 @@ UNSUBSCRIBE_ROUTES = ("one-click", "page", "api", "complaint", "provider", "edit
 def route_of(method: str) -> str:
     """The route of an unsubscribe, from the consent history's method."""
     if method == "one-click":
-        return "one-click"  # RFC 8058 (the mail app's button) and the unsubscribe page's
-    if method == "preferences":
+        return "one-click"  # RFC 8058: the mail app's button
+    if method in ("page", "preferences"):  # the unsubscribe page's button, the preferences page
         return "page"
     if method == "api" or method.startswith("api:"):
         return "api"
