@@ -86,7 +86,7 @@ def issues_plan(target_events: int, people: int) -> list[tuple[str, dt.datetime,
                 or (key == "green" and weekday == 2 and day.isocalendar()[1] % 2 == 0)
             )
             if due:
-                recipients = int(min(people * share, 12_000))
+                recipients = int(min(people * share, 4_000))
                 plan.append((f"{key}/{day.date().isoformat()}", day, recipients))
                 total += recipients * per_recipient
         day += dt.timedelta(days=1)

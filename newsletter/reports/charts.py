@@ -104,8 +104,9 @@ def lines(
         line.set_gid(f"series-{_slug(one.name)}")
     span = (max(days) - min(days)).days if days else 0
     if days:  # half a day either side, so no marker sits on the frame (one issue: three days)
-        pad = dt.timedelta(days=3 if span == 0 else 0.5)
-        axes.set_xlim(min(days) - pad, max(days) + pad)
+        pad = dt.timedelta(days=3 if span == 0 else 0.5)  # on datetimes: a date drops the half
+        first, last = (dt.datetime.combine(d, dt.time(0)) for d in (min(days), max(days)))
+        axes.set_xlim(first - pad, last + pad)
     # whole days for a short range (an automatic locator would tick hours)
     locator = DayLocator() if span <= 10 else AutoDateLocator(maxticks=8)  # type: ignore[no-untyped-call]
     axes.xaxis.set_major_locator(locator)

@@ -310,7 +310,7 @@ def build_report(
             raise ReportError(
                 f"--newsletter {newsletter!r}: not in newsletter.toml (one of {', '.join(known)})"
             )
-    with store.begin() as conn:
+    with store.read() as conn:
         sent = [
             s
             for s in sr.sends_of(conn, newsletter)
@@ -321,8 +321,9 @@ def build_report(
         events = sr.event_counts(conn, issues)
         unsubscribes = sr.unsubscribes_by_method(conn, issues)
         changes = sr.list_changes(conn, _midnight(until + dt.timedelta(days=1)), newsletter)
-        readers, read_both = sr.readers_overlap(conn, issues)
-        subscribed, subscribed_both = sr.subscribers_overlap(conn)
+        lists = sorted({s.newsletter for s in sent})
+        readers, read_both = sr.readers_overlap(conn, issues, lists)
+        subscribed, subscribed_both = sr.subscribers_overlap(conn, lists)
 
     per_issue = [
         _issue_row(
@@ -331,7 +332,7 @@ def build_report(
         for s in sorted(sent, key=lambda s: (_issue_date(s.issue), s.issue))
     ]
     rows = per_issue if by == "issue" else _by_period(per_issue, by)
-    clicks = attribute(store, workspace, issues)
+    clicks = attribute(store, workspace, issues, by_tier=False)
     delivered = {r.period: r.delivered for r in per_issue}
     stories = [s for issue in issues for s in clicks.stories.get(issue, [])]
     names = sorted({s.newsletter for s in sent} | {c.newsletter for c in changes})

@@ -130,15 +130,20 @@ def link_of(url: str, issue: str, records: list[ArticleRecord], workspace: Works
     return OTHER + "other"
 
 
-def attribute(store: Store, workspace: Workspace | None, issues: list[str]) -> Attribution:
-    """Clicks per story (and per kind of other link) for each of `issues`."""
+def attribute(
+    store: Store, workspace: Workspace | None, issues: list[str], *, by_tier: bool = True
+) -> Attribution:
+    """Clicks per story (and per kind of other link) for each of `issues`; per tier too
+    unless `by_tier` is False (the report over many issues needs no tiers: a join less)."""
     records = article_records(workspace, issues) if workspace is not None else {}
     result = Attribution(unknown_issues=[i for i in issues if i not in records])
-    with store.begin() as conn:
+    with store.read() as conn:
         urls = sr.click_urls(conn, issues)
         mapping = [(i, u, link_of(u, i, records.get(i, []), workspace)) for i, u in urls]
-        counted = sr.link_clicks(conn, mapping)
-        delivered = sr.delivered_by_tier(conn, issues)
+        counted = sr.link_clicks(conn, mapping, by_tier=by_tier)
+        delivered = (
+            sr.delivered_by_tier(conn, issues) if by_tier else sr.delivered_people(conn, issues)
+        )
     per_link: dict[tuple[str, str], list[sr.LinkClicks]] = {}
     for row in counted:
         per_link.setdefault((row.issue, row.link), []).append(row)
@@ -170,7 +175,7 @@ def attribute(store: Store, workspace: Workspace | None, issues: list[str]) -> A
                             sum(r.clickers for r in rows if r.tier == tier),
                             sum(r.clicks for r in rows if r.tier == tier),
                         )
-                        for tier in tiers
+                        for tier in (tiers if by_tier else [])
                     ],
                 )
             )

@@ -80,6 +80,21 @@ class Store:
                 ) from None
             raise StoreError(f"database error on {shown(self.url)}: {reason}") from None
 
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A transaction that only reads (reports): on SQLite a deferred one, a snapshot
+        that takes no write lock, so a long report never holds up the webhook or a send."""
+        try:
+            with self.engine.connect() as connection:
+                connection.info["deferred"] = True
+                try:
+                    with connection.begin():
+                        yield connection
+                finally:
+                    connection.info.pop("deferred", None)
+        except OperationalError as exc:
+            raise StoreError(f"database error on {shown(self.url)}: {_reason(exc)}") from None
+
     def close(self) -> None:
         self.engine.dispose()
 
@@ -102,7 +117,9 @@ def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
     def _on_begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock up front: no deadlock when a reader later writes,
         # and DDL (migrations) is transactional too
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # (a reader's `Store.read` asks for a deferred one: a snapshot, no lock)
+        deferred = connection.info.get("deferred")
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 def _check_url(url: str, where: str) -> None:

@@ -35,6 +35,7 @@ from sqlalchemy import (
 
 from newsletter.store.people import receives
 from newsletter.store.schema import (
+    UtcDateTime,
     consent_events,
     delivery_events,
     send_journal,
@@ -79,24 +80,26 @@ EventKey = tuple[str, bool, str]  # event, machine, bounce type ("" for other ev
 def event_counts(
     conn: Connection, issues: Sequence[str]
 ) -> dict[str, dict[EventKey, tuple[int, int]]]:
-    """issue → (event, machine, bounce type) → (events, distinct people)."""
+    """issue → (event, machine, bounce type) → (events, distinct people). Grouped in the
+    order of the covering index (issue, event, machine, subscriber_id); bounces, a few, are
+    grouped by their type apart (a CASE in the GROUP BY made SQLite sort all events: 4x)."""
     e = delivery_events.c
-    kind = case((e.event == "bounce", e.detail), else_=literal(""))
     query = (
-        select(
-            e.issue,
-            e.event,
-            e.machine,
-            kind,
-            func.count(),
-            func.count(distinct(e.subscriber_id)),
-        )
+        select(e.issue, e.event, e.machine, func.count(), func.count(distinct(e.subscriber_id)))
         .where(e.issue.in_(issues))
-        .group_by(e.issue, e.event, e.machine, kind)
+        .group_by(e.issue, e.event, e.machine)
     )
     found: dict[str, dict[EventKey, tuple[int, int]]] = {}
-    for issue, event, machine, detail, n, people in conn.execute(query):
-        found.setdefault(issue, {})[(event, bool(machine), detail or "")] = (int(n), int(people))
+    for issue, event, machine, n, people in conn.execute(query):
+        if event != "bounce":
+            found.setdefault(issue, {})[(event, bool(machine), "")] = (int(n), int(people))
+    bounces = (
+        select(e.issue, e.machine, e.detail, func.count(), func.count(distinct(e.subscriber_id)))
+        .where(e.issue.in_(issues), e.event == "bounce")
+        .group_by(e.issue, e.machine, e.detail)
+    )
+    for issue, machine, detail, n, people in conn.execute(bounces):
+        found.setdefault(issue, {})[("bounce", bool(machine), detail)] = (int(n), int(people))
     return found
 
 
@@ -106,11 +109,17 @@ def unsubscribes_by_method(conn: Connection, issues: Sequence[str]) -> dict[str,
     s = sends.c
     c = consent_events.c
     j = send_journal.c
+    # the last send's window ends in a far future, not at NULL: an OR IS NULL would keep the
+    # database from bounding its index range, and each window would read the rest of the
+    # history (a year: 5 s)
+    never = literal(dt.datetime(9999, 12, 31, tzinfo=dt.UTC), UtcDateTime)
     window = select(
         s.issue,
         s.newsletter,
         s.started_at.label("start"),
-        func.lead(s.started_at).over(partition_by=s.newsletter, order_by=s.started_at).label("end"),
+        func.lead(s.started_at, 1, never)
+        .over(partition_by=s.newsletter, order_by=s.started_at)
+        .label("end"),
     ).subquery("windows")
     w = window.c
     received = exists(
@@ -126,7 +135,7 @@ def unsubscribes_by_method(conn: Connection, issues: Sequence[str]) -> dict[str,
                 and_(
                     c.newsletter == w.newsletter,
                     c.at >= w.start,
-                    or_(w.end.is_(None), c.at < w.end),
+                    c.at < w.end,
                 ),
             )
         )
@@ -170,27 +179,51 @@ def list_changes(
     address's hash, which the history keeps after an erasure."""
     c = consent_events.c
     before = c.at < until
-    own = select(c.email_hash, c.newsletter, c.at, c.id, c.action, c.method, c.detail).where(
-        c.newsletter.is_not(None), c.action.in_(STATE_ACTIONS), before
-    )
-    pairs = (
-        select(c.email_hash, c.newsletter)
-        .where(c.newsletter.is_not(None), before)
-        .distinct()
-        .subquery("pairs")
-    )
+
+    def reason(detail: Any, action: Any) -> ColumnElement[str]:
+        return case(
+            (and_(action == "suppressed", detail.like("%spamreport%")), "complaint"),
+            (and_(action == "suppressed", detail.like("%bounce%")), "bounce"),
+            (action == "suppressed", "other"),
+            else_="",
+        )
+
+    own = select(
+        c.email_hash,
+        c.newsletter,
+        c.at,
+        c.id,
+        c.action,
+        c.method,
+        reason(c.detail, c.action).label("reason"),
+    ).where(c.newsletter.is_not(None), c.action.in_(STATE_ACTIONS), before)
+    # a suppression or an erasure, for every newsletter the address had a history on: a
+    # join from those few events (by the address's index), never a pass over the history
     g = consent_events.alias("g")
+    n = consent_events.alias("n")
+    global_ = and_(
+        g.c.newsletter.is_(None), g.c.action.in_(("suppressed", "erased")), g.c.at < until
+    )
     everywhere = (
         select(
-            g.c.email_hash, pairs.c.newsletter, g.c.at, g.c.id, g.c.action, g.c.method, g.c.detail
+            g.c.email_hash,
+            n.c.newsletter,
+            g.c.at,
+            g.c.id,
+            g.c.action,
+            g.c.method,
+            reason(g.c.detail, g.c.action).label("reason"),
         )
-        .select_from(g.join(pairs, pairs.c.email_hash == g.c.email_hash))
-        .where(g.c.newsletter.is_(None), g.c.action.in_(("suppressed", "erased")), g.c.at < until)
+        .select_from(g.join(n, and_(n.c.email_hash == g.c.email_hash, n.c.newsletter.is_not(None))))
+        .where(global_)
+        .distinct()
     )
     if newsletter is not None:
         own = own.where(c.newsletter == newsletter)
-        everywhere = everywhere.where(pairs.c.newsletter == newsletter)
-    rows = union_all(own, everywhere).subquery("history")
+        everywhere = everywhere.where(n.c.newsletter == newsletter)
+    # without any such event the history alone, which its index gives in order (no sort)
+    anywhere = conn.scalar(select(literal(1)).select_from(g).where(global_).limit(1))
+    rows = (union_all(own, everywhere) if anywhere else own).subquery("history")
     h = rows.c
     state = case((h.action == "subscribed", 1), else_=0)
     ordered = select(
@@ -198,7 +231,7 @@ def list_changes(
         h.at,
         h.action,
         h.method,
-        h.detail,
+        h.reason,
         state.label("state"),
         func.lag(state)
         .over(partition_by=(h.email_hash, h.newsletter), order_by=(h.at, h.id))
@@ -207,17 +240,11 @@ def list_changes(
     o = ordered.c
     prev = func.coalesce(o.prev, 0)
     kind = case((and_(o.state == 1, prev == 0), "joined"), else_="left")
-    reason = case(
-        (and_(o.action == "suppressed", o.detail.like("%spamreport%")), "complaint"),
-        (and_(o.action == "suppressed", o.detail.like("%bounce%")), "bounce"),
-        (o.action == "suppressed", "other"),
-        else_="",
-    )
     day = _day(conn, o.at)
     query = (
-        select(o.newsletter, day, kind, o.action, o.method, reason, func.count())
+        select(o.newsletter, day, kind, o.action, o.method, o.reason, func.count())
         .where(o.state != prev)
-        .group_by(o.newsletter, day, kind, o.action, o.method, reason)
+        .group_by(o.newsletter, day, kind, o.action, o.method, o.reason)
         .order_by(o.newsletter, day)
     )
     return [
@@ -226,9 +253,33 @@ def list_changes(
     ]
 
 
-def readers_overlap(
-    conn: Connection, issues: Sequence[str]
-) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+Overlap = tuple[dict[str, int], dict[tuple[str, str], int]]
+
+
+def _overlap(conn: Connection, people: Any, newsletters: Sequence[str]) -> Overlap:
+    """From (newsletter, subscriber_id) rows: people per newsletter and per ordered pair.
+    One pass grouped by person, a flag per newsletter, and sums of flags and their products:
+    no self-join of the rows (a few newsletters, many people)."""
+    if not newsletters:
+        return {}, {}
+    flags = [
+        func.max(case((people.c.newsletter == key, 1), else_=0)).label(f"f{i}")
+        for i, key in enumerate(newsletters)
+    ]
+    person = select(*flags).group_by(people.c.subscriber_id).subquery("person")
+    pairs = [(i, j) for i in range(len(newsletters)) for j in range(i + 1, len(newsletters))]
+    columns = [func.coalesce(func.sum(person.c[f"f{i}"]), 0) for i in range(len(newsletters))]
+    columns += [func.coalesce(func.sum(person.c[f"f{i}"] * person.c[f"f{j}"]), 0) for i, j in pairs]
+    row = conn.execute(select(*columns)).one()
+    totals = {key: int(row[i]) for i, key in enumerate(newsletters)}
+    both: dict[tuple[str, str], int] = {}
+    for n, (i, j) in enumerate(pairs):
+        value = int(row[len(newsletters) + n])
+        both[(newsletters[i], newsletters[j])] = both[(newsletters[j], newsletters[i])] = value
+    return totals, both
+
+
+def readers_overlap(conn: Connection, issues: Sequence[str], newsletters: Sequence[str]) -> Overlap:
     """Readers per newsletter (people who opened, humanly, or clicked one of its `issues`),
     and per ordered pair of newsletters how many read both."""
     e = delivery_events.c
@@ -237,27 +288,12 @@ def readers_overlap(
         select(sends.c.newsletter, e.subscriber_id)
         .select_from(delivery_events.join(sends, sends.c.issue == e.issue))
         .where(e.issue.in_(issues), read, e.subscriber_id.is_not(None))
-        .distinct()
         .subquery("readers")
     )
-    a = readers.alias("a")
-    b = readers.alias("b")
-    totals = {
-        r[0]: int(r[1])
-        for r in conn.execute(
-            select(readers.c.newsletter, func.count()).group_by(readers.c.newsletter)
-        )
-    }
-    both = select(a.c.newsletter, b.c.newsletter, func.count()).select_from(
-        a.join(b, and_(a.c.subscriber_id == b.c.subscriber_id, a.c.newsletter != b.c.newsletter))
-    )
-    pairs = {
-        (r[0], r[1]): int(r[2]) for r in conn.execute(both.group_by(a.c.newsletter, b.c.newsletter))
-    }
-    return totals, pairs
+    return _overlap(conn, readers, newsletters)
 
 
-def subscribers_overlap(conn: Connection) -> tuple[dict[str, int], dict[tuple[str, str], int]]:
+def subscribers_overlap(conn: Connection, newsletters: Sequence[str]) -> Overlap:
     """People receiving each newsletter now (subscribed, not suppressed: `people.receives`),
     and per ordered pair of newsletters how many receive both."""
     receiving = (
@@ -265,26 +301,10 @@ def subscribers_overlap(conn: Connection) -> tuple[dict[str, int], dict[tuple[st
         .select_from(
             subscribers.join(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
         )
-        .where(receives())
+        .where(receives(), subscriptions.c.newsletter.in_(newsletters))
         .subquery("receiving")
     )
-    r = receiving.c
-    totals = {
-        row[0]: int(row[1])
-        for row in conn.execute(select(r.newsletter, func.count()).group_by(r.newsletter))
-    }
-    a = receiving.alias("a")
-    b = receiving.alias("b")
-    both = (
-        select(a.c.newsletter, b.c.newsletter, func.count())
-        .select_from(
-            a.join(
-                b, and_(a.c.subscriber_id == b.c.subscriber_id, a.c.newsletter != b.c.newsletter)
-            )
-        )
-        .group_by(a.c.newsletter, b.c.newsletter)
-    )
-    return totals, {(row[0], row[1]): int(row[2]) for row in conn.execute(both)}
+    return _overlap(conn, receiving, newsletters)
 
 
 def click_urls(conn: Connection, issues: Sequence[str]) -> list[tuple[str, str]]:
@@ -303,7 +323,9 @@ class LinkClicks:
     clickers: int  # distinct people
 
 
-def link_clicks(conn: Connection, mapping: Iterable[tuple[str, str, str]]) -> list[LinkClicks]:
+def link_clicks(
+    conn: Connection, mapping: Iterable[tuple[str, str, str]], *, by_tier: bool = True
+) -> list[LinkClicks]:
     """Clicks and distinct clickers per (issue, link, tier), where `mapping` names the link
     each clicked (issue, url) stands for: several URLs (tracking variants) may map to one
     story, and a person who clicked two of them counts once. The mapping goes into a
@@ -323,7 +345,11 @@ def link_clicks(conn: Connection, mapping: Iterable[tuple[str, str, str]]) -> li
     try:
         conn.execute(insert(links), rows)
         e = delivery_events.c
-        tier = func.coalesce(subscribers.c.tier, "unknown")
+        joined = delivery_events.join(links, and_(links.c.issue == e.issue, links.c.url == e.url))
+        tier: ColumnElement[str] = literal("all")
+        if by_tier:
+            tier = func.coalesce(subscribers.c.tier, "unknown")
+            joined = joined.outerjoin(subscribers, subscribers.c.id == e.subscriber_id)
         query = (
             select(
                 links.c.issue,
@@ -332,17 +358,24 @@ def link_clicks(conn: Connection, mapping: Iterable[tuple[str, str, str]]) -> li
                 func.count(),
                 func.count(distinct(e.subscriber_id)),
             )
-            .select_from(
-                delivery_events.join(
-                    links, and_(links.c.issue == e.issue, links.c.url == e.url)
-                ).outerjoin(subscribers, subscribers.c.id == e.subscriber_id)
-            )
+            .select_from(joined)
             .where(e.event == "click")
             .group_by(links.c.issue, links.c.link, tier)
         )
         return [LinkClicks(r[0], r[1], r[2], int(r[3]), int(r[4])) for r in conn.execute(query)]
     finally:
         links.drop(conn)
+
+
+def delivered_people(conn: Connection, issues: Sequence[str]) -> dict[str, dict[str, int]]:
+    """issue → {"all": people delivered to}: `delivered_by_tier` without the tiers."""
+    e = delivery_events.c
+    query = (
+        select(e.issue, func.count(distinct(e.subscriber_id)))
+        .where(e.issue.in_(issues), e.event == "delivered")
+        .group_by(e.issue)
+    )
+    return {issue: {"all": int(n)} for issue, n in conn.execute(query)}
 
 
 def delivered_by_tier(conn: Connection, issues: Sequence[str]) -> dict[str, dict[str, int]]:

@@ -116,7 +116,9 @@ consent_events = Table(
     ),  # import | command | web | one-click | webhook | migration
     Column("detail", Text, nullable=False, server_default=""),
     Column("at", UtcDateTime, nullable=False),
-    Index("ix_consent_events_newsletter_at", "newsletter", "at"),  # revision 0009
+    # revision 0009: list growth (per newsletter in time; each address's history in order)
+    Index("ix_consent_events_newsletter_action_at", "newsletter", "action", "at"),
+    Index("ix_consent_events_history", "email_hash", "newsletter", "at"),
 )
 
 # revision 0003: the send journal, one row per (issue, recipient), written before and after
