@@ -332,8 +332,8 @@ def build_report(
         for s in sorted(sent, key=lambda s: (_issue_date(s.issue), s.issue))
     ]
     rows = per_issue if by == "issue" else _by_period(per_issue, by)
-    clicks = attribute(store, workspace, issues, by_tier=False)
     delivered = {r.period: r.delivered for r in per_issue}
+    clicks = attribute(store, workspace, issues, by_tier=False, delivered=delivered)
     stories = [s for issue in issues for s in clicks.stories.get(issue, [])]
     names = sorted({s.newsletter for s in sent} | {c.newsletter for c in changes})
     overlap = [

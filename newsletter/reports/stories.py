@@ -131,7 +131,12 @@ def link_of(url: str, issue: str, records: list[ArticleRecord], workspace: Works
 
 
 def attribute(
-    store: Store, workspace: Workspace | None, issues: list[str], *, by_tier: bool = True
+    store: Store,
+    workspace: Workspace | None,
+    issues: list[str],
+    *,
+    by_tier: bool = True,
+    delivered: dict[str, int] | None = None,
 ) -> Attribution:
     """Clicks per story (and per kind of other link) for each of `issues`; per tier too
     unless `by_tier` is False (the report over many issues needs no tiers: a join less)."""
@@ -141,14 +146,17 @@ def attribute(
         urls = sr.click_urls(conn, issues)
         mapping = [(i, u, link_of(u, i, records.get(i, []), workspace)) for i, u in urls]
         counted = sr.link_clicks(conn, mapping, by_tier=by_tier)
-        delivered = (
-            sr.delivered_by_tier(conn, issues) if by_tier else sr.delivered_people(conn, issues)
-        )
+        if by_tier:
+            reached_by = sr.delivered_by_tier(conn, issues)
+        elif delivered is not None:  # the caller counted them already
+            reached_by = {issue: {"all": n} for issue, n in delivered.items()}
+        else:
+            reached_by = sr.delivered_people(conn, issues)
     per_link: dict[tuple[str, str], list[sr.LinkClicks]] = {}
     for row in counted:
         per_link.setdefault((row.issue, row.link), []).append(row)
     for issue in issues:
-        reached = delivered.get(issue, {})
+        reached = reached_by.get(issue, {})
         total_delivered = sum(reached.values())
         stories = []
         for record in records.get(issue, []):

@@ -344,6 +344,8 @@ def link_clicks(
     links.create(conn)
     try:
         conn.execute(insert(links), rows)
+        if conn.dialect.name == "postgresql":  # a temporary table has no statistics else
+            conn.exec_driver_sql("ANALYZE report_links")
         e = delivery_events.c
         joined = delivery_events.join(links, and_(links.c.issue == e.issue, links.c.url == e.url))
         tier: ColumnElement[str] = literal("all")
