@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import click
 
@@ -1108,7 +1108,7 @@ def issue_stats_(ctx: click.Context, issue: str, as_json: bool) -> None:
 
     with _user_errors(), _store(ctx) as (ws, store):
         key = issue_key(ws, issue)
-        result = issue_stats(store, key)
+        result = issue_stats(store, key, ws)
         if result is None:
             _fail(f"{key} has not been sent and no event names it")
     if as_json:
@@ -1150,6 +1150,8 @@ def _print_stats(s: IssueStats) -> None:
         click.echo("Top links (clicks, people):")
         for link in s.top_links:
             click.echo(f"  {link.clicks:>6} {link.clickers:>6}  {link.url}")
+    if s.stories:
+        _print_stories(s)
     if s.sent_without_events:
         click.echo(
             f"Reconcile: {s.sent_without_events} sent message(s) with no event from the provider"
@@ -1160,6 +1162,115 @@ def _print_stats(s: IssueStats) -> None:
             f"Reconcile: {s.events_without_send} event(s) for messages the send journal"
             " does not know"
         )
+
+
+def _rate(rate: float | None) -> str:
+    return f"{100 * rate:.1f} %" if rate is not None else "-"
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_stories(s: IssueStats) -> None:
+    """Each story in the issue's order: people who clicked, clicks, the rate among delivered,
+    and per tier (free readers clicking a paywalled teaser: the conversion signal)."""
+    tiers = sorted({t.tier for story in s.stories for t in story.by_tier})
+    click.echo("Stories (people who clicked, clicks, rate among delivered; per tier):")
+    head = f"  {'#':>2} {'people':>6} {'clicks':>6} {'rate':>7}"
+    head += "".join(f" {tier:>16}" for tier in tiers)
+    click.echo(f"{head}  story")
+    for story in s.stories:
+        line = f"  {story.position:>2} {story.clickers:>6} {story.clicks:>6} "
+        line += f"{_rate(story.click_rate):>7}"
+        by_tier = {t.tier: t for t in story.by_tier}
+        for tier in tiers:
+            t = by_tier.get(tier)
+            line += f" {f'{t.clickers} ({_rate(t.rate)})' if t else '-':>16}"
+        mark = " [paywalled]" if story.paywalled else ""
+        click.echo(f"{line}  {_cut(story.title, max(20, 98 - len(line) - len(mark)))}{mark}")
+    if s.other_links:
+        click.echo("Other links (people, clicks):")
+        for other in s.other_links:
+            click.echo(f"  {other.kind:<18}{other.clickers:>6} {other.clicks:>6}")
+
+
+# -- reports ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--newsletter", "newsletter_key", metavar="KEY", help="One newsletter (default: all)."
+)
+@click.option(
+    "--since", metavar="90d|DATE", help="From this date, or this many days ago (default: 90d)."
+)
+@click.option("--until", metavar="DATE", help="To this date, included (default: today).")
+@click.option(
+    "--by",
+    type=click.Choice(["issue", "week", "month"]),
+    default="issue",
+    show_default=True,
+    help="One row per issue, or per week or month.",
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report as one self-contained HTML page with charts.",
+)
+@click.option(
+    "--csv",
+    "csv_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the per-issue (or per-period) rows as CSV.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@click.pass_context
+def report(
+    ctx: click.Context,
+    newsletter_key: str | None,
+    since: str | None,
+    until: str | None,
+    by: str,
+    html_file: Path | None,
+    csv_file: Path | None,
+    as_json: bool,
+) -> None:
+    """What readers read over time: sends, list health, stories, readers in common."""
+    import json
+
+    from newsletter.reports import exports
+    from newsletter.reports.overview import By, build_report, parse_date, parse_since
+    from newsletter.reports.tables import lines
+
+    with _user_errors(), _store(ctx) as (ws, store):
+        today = dt.datetime.now(dt.UTC).date()
+        end = parse_date(until, "--until") if until else None
+        start = parse_since(since, end or today) if since else None
+        result = build_report(
+            store,
+            ws,
+            newsletter=newsletter_key,
+            since=start,
+            until=end,
+            by=cast(By, by),
+            today=today,
+        )
+        if csv_file is not None:
+            exports.write_csv(result, csv_file)
+        if html_file is not None:
+            from newsletter.reports.document import write_html
+
+            write_html(result, html_file, ws.config.publication.name)
+    if as_json:
+        click.echo(json.dumps(exports.to_json(result), indent=2, ensure_ascii=False))
+        return
+    for line in lines(result):
+        click.echo(line)
+    for path in (csv_file, html_file):
+        if path is not None:
+            click.echo(f"wrote {ws.display(path.resolve())}")
 
 
 @cli.command()

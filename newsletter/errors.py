@@ -168,3 +168,10 @@ class FeedError(NewsletterError):
 
 class ScheduleError(NewsletterError):
     """A schedule setting or an issue's send_at cannot be used (a bad time, an unknown day)."""
+
+
+# reports
+
+
+class ReportError(NewsletterError):
+    """A report asked for what cannot be: a bad --since, an unknown newsletter."""

@@ -30,6 +30,7 @@ class WhosWho(Strict):
 
 
 class Article(Strict):
+    id: Text | None = None  # the story's stable key in statistics (default: its URL)
     title: Text
     url: AbsoluteUrl
     section: Text | None = None

@@ -365,6 +365,7 @@ def _check_consistency(
         problems.error(shown, line_of(("articles",)), "articles: list at least one article")
 
     seen: dict[str, int] = {}
+    ids: dict[str, int] = {}
     for index, article in enumerate(fm.articles or ()):
         if article.image and not article.image_alt:
             problems.error(
@@ -379,6 +380,15 @@ def _check_consistency(
                 f"articles[{index}]: the same URL is already used by articles[{seen[article.url]}]",
             )
         seen.setdefault(article.url, index)
+        if article.id is not None:
+            if article.id in ids:
+                problems.error(
+                    shown,
+                    line_of(("articles", index, "id")),
+                    f"articles[{index}]: the id '{article.id}' is already used by "
+                    f"articles[{ids[article.id]}]",
+                )
+            ids.setdefault(article.id, index)
 
     if not fm.preheader:
         problems.warning(

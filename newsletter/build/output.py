@@ -112,6 +112,9 @@ class Manifest:
     sizes: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     feed_html: str = ""
+    # the stories (`attribution.ArticleRecord`s as dicts); None in a manifest written before
+    # they were recorded, which makes the issue stale
+    articles: list[dict[str, Any]] | None = None
 
     def to_bytes(self) -> bytes:
         return (

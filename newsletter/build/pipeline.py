@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from newsletter import placeholders
+from newsletter.build import attribution
 from newsletter.build.archive import write_archive
 from newsletter.build.catalog import Catalog
 from newsletter.build.output import InputHashes, Manifest, write_if_changed
@@ -125,6 +126,7 @@ def _up_to_date(folder: Path | None, input_hash: str) -> bool:
     return (
         manifest is not None
         and manifest.input_hash == input_hash
+        and manifest.articles is not None
         and all((folder / name).is_file() for name in ISSUE_FILES)
     )
 
@@ -179,6 +181,7 @@ def build(
             sizes={name: len(text.encode()) for name, text in sorted(result.files.items())},
             warnings=[p.format() for p in result.problems],
             feed_html=result.feed_html,
+            articles=[r.to_json() for r in attribution.records(issue)],
         )
         contents = {name: text.encode() for name, text in result.files.items()}
         contents["manifest.json"] = manifest.to_bytes()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from newsletter.reports.stories import OtherLinks, StoryStats, attribute
 from newsletter.store import Store, journal
 from newsletter.store import events as eq
+from newsletter.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -41,13 +43,18 @@ class IssueStats:
     events_without_send: int = 0  # events naming this issue for someone the journal lacks
     failure_reasons: list[tuple[str, int]] = field(default_factory=list)  # the commonest, counted
     scheduled_for: str | None = None  # handed over to go out then (SendGrid's send_at), ISO
+    stories: list[StoryStats] = field(default_factory=list)  # in the issue's order
+    other_links: list[OtherLinks] = field(default_factory=list)  # clicks on links not stories
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        data["stories"] = [s.to_json() for s in self.stories]
+        return data
 
 
-def issue_stats(store: Store, issue: str) -> IssueStats | None:
-    """None if the issue was never sent and no event names it."""
+def issue_stats(store: Store, issue: str, workspace: Workspace | None = None) -> IssueStats | None:
+    """None if the issue was never sent and no event names it. With the workspace, clicks
+    are also attributed to the issue's stories (from its build's article records)."""
     with store.begin() as conn:
         send = eq.send_row(conn, issue)
         states = eq.journal_states(conn, issue)
@@ -64,7 +71,7 @@ def issue_stats(store: Store, issue: str) -> IssueStats | None:
         unsubscribed = (
             eq.unsubscribed_after(conn, issue, newsletter, send["started_at"]) if send else 0
         )
-        return IssueStats(
+        result = IssueStats(
             issue=issue,
             backend=send["backend"] if send else None,
             recipients=sum(states.values()),
@@ -93,3 +100,7 @@ def issue_stats(store: Store, issue: str) -> IssueStats | None:
             if send and send.get("scheduled_for")
             else None,
         )
+    clicks = attribute(store, workspace, [issue])
+    result.stories.extend(clicks.stories.get(issue, []))
+    result.other_links.extend(clicks.other.get(issue, []))
+    return result

@@ -27,6 +27,8 @@ from sqlalchemy.exc import (
 from newsletter.errors import NoDatabase, StoreError, WriteConflict
 
 BUSY_TIMEOUT_MS = 10_000
+CACHE_KIB = -131072  # SQLite's page cache: 128 MB at most, big imports touch big indexes
+READ_CACHE_KIB = -16384  # 16 MB for a report: a year's aggregation peaked at 1.1 GB at 128
 
 
 def shown(url: str) -> str:
@@ -99,8 +101,38 @@ class Store:
                 f"another transaction wrote the same record at once: {_reason(exc)}"
             ) from None
 
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A transaction that only reads (reports): on SQLite a deferred one, a snapshot
+        that takes no write lock, so a long report never holds up the webhook or a send."""
+        try:
+            with self.engine.connect() as connection:
+                connection.info["deferred"] = True
+                sqlite = self.dialect == "sqlite"
+                try:
+                    if sqlite:  # SQLite's sorters take as much memory as its page cache
+                        _pragma(connection, f"cache_size = {READ_CACHE_KIB}")
+                    with connection.begin():
+                        yield connection
+                finally:
+                    connection.info.pop("deferred", None)
+                    if sqlite:
+                        _pragma(connection, f"cache_size = {CACHE_KIB}")
+        except OperationalError as exc:
+            raise StoreError(f"database error on {shown(self.url)}: {_reason(exc)}") from None
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _pragma(connection: Connection, setting: str) -> None:
+    """A PRAGMA on the DBAPI connection itself: through SQLAlchemy it would begin a
+    transaction."""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA {setting}")
+    finally:
+        cursor.close()
 
 
 def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
@@ -111,9 +143,7 @@ def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")  # WAL keeps it safe from corruption
-        cursor.execute(
-            "PRAGMA cache_size = -131072"
-        )  # 128 MB at most: big imports touch big indexes
+        cursor.execute(f"PRAGMA cache_size = {CACHE_KIB}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
@@ -121,7 +151,9 @@ def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
     def _on_begin(connection: Connection) -> None:
         # IMMEDIATE takes the write lock up front: no deadlock when a reader later writes,
         # and DDL (migrations) is transactional too
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # (a reader's `Store.read` asks for a deferred one: a snapshot, no lock)
+        deferred = connection.info.get("deferred")
+        connection.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 def _check_url(url: str, where: str) -> None:

@@ -116,6 +116,9 @@ consent_events = Table(
     ),  # import | command | web | one-click | webhook | migration
     Column("detail", Text, nullable=False, server_default=""),
     Column("at", UtcDateTime, nullable=False),
+    # revision 0009: list growth (per newsletter in time; each address's history in order)
+    Index("ix_consent_events_newsletter_action_at", "newsletter", "action", "at"),
+    Index("ix_consent_events_history", "email_hash", "newsletter", "at"),
 )
 
 # revision 0003: the send journal, one row per (issue, recipient), written before and after
@@ -175,6 +178,9 @@ delivery_events = Table(
     Column("diagnostic", Text, nullable=False, server_default=""),
     Index("ix_delivery_events_issue_event", "issue", "event"),
     Index("ix_delivery_events_email_hash", "email_hash"),
+    # revision 0009: what `newsletter report` aggregates through
+    Index("ix_delivery_events_issue_event_people", "issue", "event", "machine", "subscriber_id"),
+    Index("ix_delivery_events_issue_event_url", "issue", "event", "url"),
 )
 
 # revision 0008: each message `bounces process` read, by Message-ID: reading a mailbox again

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from newsletter.web import preferences, published, subscribe, unsubscribe, webhooks
+from newsletter.web import admin, preferences, published, subscribe, unsubscribe, webhooks
 from newsletter.web.api import endpoints as api
 from newsletter.workspace import Workspace
 
@@ -44,6 +44,8 @@ def routes(workspace: Workspace) -> list[Route]:
         Route("/api/v1/subscribers/{id}", api.patch_subscriber, methods=["PATCH"]),
         Route("/api/v1/subscribers/{id}", api.delete_subscriber, methods=["DELETE"]),
         Route("/api/v1/issues/{newsletter}/{date}/stats", api.issue_stats, methods=["GET"]),
+        # the publisher's staff: the report, behind a key (never public, never cached)
+        Route("/admin/report", admin.report, methods=["GET"]),
         # the archive, from build/
         Route("/", published.index, methods=["GET"]),
         Route("/{newsletter}/feed.xml", published.feed, methods=["GET"]),

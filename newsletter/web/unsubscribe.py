@@ -50,13 +50,30 @@ async def page(request: Request) -> HTMLResponse:
     )
 
 
+async def _route(request: Request) -> str:
+    """ "page" when the page's button sent it (its form says so), else "one-click": the mail
+    app's RFC 8058 request. Reports count unsubscribes by route; an unreadable body is still
+    an unsubscribe."""
+    from starlette.formparsers import MultiPartException
+
+    try:
+        form = await request.form()
+    except (MultiPartException, ValueError):  # a body too large or too slow still raises
+        return "one-click"
+    return "page" if form.get("via") == "page" else "one-click"
+
+
 async def one_click(request: Request) -> HTMLResponse:
     found = _read(request)
     if found is None:
         return render(request, "error", 400, message="This unsubscribe link is not valid.")
     subscriber_id, newsletter = found
     result = await run_in_threadpool(
-        unsubscribe_id, request.app.state.store, subscriber_id, newsletter
+        unsubscribe_id,
+        request.app.state.store,
+        subscriber_id,
+        newsletter,
+        method=await _route(request),
     )
     title = request.app.state.config.newsletters[newsletter].title
     return render(

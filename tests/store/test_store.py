@@ -84,3 +84,22 @@ def test_a_url_that_is_not_one(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as caught:
         open_store("mysqlx://nope")
     assert str(caught.value).startswith("cannot use the database URL ")
+
+
+def test_a_read_takes_no_write_lock_and_keeps_its_snapshot(tmp_path: Path) -> None:
+    """A long report (Store.read) must not hold up the webhook or a send on SQLite."""
+    url = f"sqlite:///{tmp_path / 'n.db'}"
+    reader = open_store(url)
+    writer = open_store(url, busy_timeout_ms=200)
+    with writer.begin() as conn:
+        conn.execute(text("INSERT INTO counters (name, value) VALUES ('x', 1)"))
+    with reader.read() as conn:
+        assert conn.execute(text("SELECT value FROM counters WHERE name = 'x'")).scalar() == 1
+        with writer.begin() as other:  # would wait 200 ms and fail under a write lock
+            other.execute(text("UPDATE counters SET value = 2 WHERE name = 'x'"))
+        assert conn.execute(text("SELECT value FROM counters WHERE name = 'x'")).scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -16384
+    with reader.begin() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -131072
+    reader.close()
+    writer.close()

@@ -108,3 +108,25 @@ def test_the_page_links_to_preferences_and_nothing_redirects(service: TestClient
     for path in ("/subscribe/", "//evil.example/", "/healthz/", "/unsubscribe/x/"):
         response = service.get(path)
         assert response.status_code == 404 and "location" not in response.headers, path
+
+
+def test_the_history_tells_the_pages_button_from_the_mail_apps_one_click(
+    service: TestClient,
+) -> None:
+    """Reports count unsubscribes by route: the page's form says it is the page."""
+    from newsletter.store import people as q
+
+    page = service.get(link())
+    assert '<input type="hidden" name="via" value="page">' in page.text
+    service.post(link(), data={"List-Unsubscribe": "One-Click", "via": "page"})
+    service.post(
+        link("weekly"),
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    with service.store.begin() as conn:  # type: ignore[attr-defined]
+        person = q.by_id(conn, 1)
+        assert person is not None
+        history = q.history(conn, person.email_hash)
+    left = {h["newsletter"]: h["method"] for h in history if h["action"] == "unsubscribed"}
+    assert left == {"daily": "page", "weekly": "one-click"}

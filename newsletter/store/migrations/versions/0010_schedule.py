@@ -1,7 +1,7 @@
 """A send handed to the provider ahead of its time (SendGrid's send_at) says when it goes out.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 from newsletter.store.schema import UtcDateTime
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
