@@ -253,6 +253,9 @@ def subscribe_in(
                 "(the sign-up form's limit): try again tomorrow",
             )
         signup = asked.signup
+        # request_in reads the address again: on PostgreSQL another worker's new row may be
+        # visible by then (READ COMMITTED), and this request did not create it
+        created = asked.created
         if person is not None:
             person_id = person.id
         else:

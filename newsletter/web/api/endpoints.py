@@ -204,7 +204,7 @@ async def issue_stats(request: Request) -> Response:
             raise ApiRefused("not_found", "no issue of that date (dates are YYYY-MM-DD)") from None
         if len(raw_date) != 10:
             raise ApiRefused("not_found", "no issue of that date (dates are YYYY-MM-DD)")
-        found = figures(state.store, f"{newsletter}/{date.isoformat()}")
+        found = figures(state.store, f"{newsletter}/{date.isoformat()}", state.workspace)
         if found is None:
             raise ApiRefused("not_found", "this issue has not been sent and no event names it")
         return found.to_json()

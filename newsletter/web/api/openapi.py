@@ -213,6 +213,55 @@ STATS = {
                 "maxItems": 2,
             },
         },
+        "scheduled_for": {
+            "type": ["string", "null"],
+            "description": "When SendGrid was told to send it (schedule_ahead), ISO 8601.",
+        },
+        "stories": {
+            "type": "array",
+            "description": "Each story of the issue, in its order: who clicked it, by tier.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "issue": {"type": "string"},
+                    "key": {"type": "string"},
+                    "title": {"type": "string"},
+                    "position": {"type": "integer"},
+                    "section": {"type": ["string", "null"]},
+                    "byline": {"type": ["string", "null"]},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "paywalled": {"type": "boolean"},
+                    "clickers": {"type": "integer"},
+                    "clicks": {"type": "integer"},
+                    "click_rate": {"type": ["number", "null"]},
+                    "by_tier": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "tier": {"type": "string"},
+                                "delivered": {"type": "integer"},
+                                "clickers": {"type": "integer"},
+                                "clicks": {"type": "integer"},
+                                "rate": {"type": ["number", "null"]},
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "other_links": {
+            "type": "array",
+            "description": "Clicks on links that are not stories, by kind.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "kind": {"type": "string"},
+                    "clickers": {"type": "integer"},
+                    "clicks": {"type": "integer"},
+                },
+            },
+        },
     },
 }
 
