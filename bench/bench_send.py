@@ -8,7 +8,7 @@
   one request per recipient.
 
 Usage: .venv/bin/python bench/bench_send.py [--outbox 5000] [--smtp 2000] [--sendgrid 100000] [--million]
-       [--only outbox]
+       [--only outbox|sendgrid]
 """
 
 from __future__ import annotations
@@ -231,6 +231,69 @@ def bench_sendgrid(rows: int, batch_size: int = 1000, parallel: int = 4) -> floa
     return float(report["rate"])
 
 
+def _one_body(key: str) -> bytes:
+    """A request body exactly as `newsletter send` posts it: 1,000 personalizations."""
+    import json
+
+    from tests.sendgrid_fake import FakeSendGrid
+
+    fake = FakeSendGrid(key)
+    saved = os.environ.get("SENDGRID_API_HOST")
+    os.environ["SENDGRID_API_HOST"] = fake.url
+    ws, store = workspace(1000, "\n[sendgrid]\nbatch_size = 1000\nparallel = 1\n")
+    plan = plan_send(ws, store, ISSUE, SendOptions(backend="sendgrid", late=True))  # type: ignore[arg-type]
+    run_send(plan, store)  # type: ignore[arg-type]
+    store.close()  # type: ignore[attr-defined]
+    shutil.rmtree(ws.root)
+    if saved is not None:
+        os.environ["SENDGRID_API_HOST"] = saved
+    return json.dumps(fake.requests[0]).encode()
+
+
+def sendgrid_ceiling(rows: int, parallel: int = 4) -> float:
+    """The ceiling on this machine: a bare loop of `parallel` threads posting a real body of
+    1,000 personalizations to the same server (in its own process) as `urllib` does for the
+    sendgrid library, rows/1,000 times, with no journal and no message building at all."""
+    import threading
+    import urllib.request
+
+    key = "SG.bench-" + "k" * 40
+    os.environ["SENDGRID_API_KEY"] = key
+    body = _one_body(key)
+    urls: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    server = multiprocessing.Process(target=_fake_sendgrid, args=(key, urls), daemon=True)
+    server.start()
+    url = urls.get(timeout=10) + "/v3/mail/send"
+    left = [rows // 1000]
+    lock = threading.Lock()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+
+    def post() -> None:
+        while True:
+            with lock:
+                if left[0] <= 0:
+                    return
+                left[0] -= 1
+            request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                answer.read()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=post) for _ in range(parallel)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    server.terminate()
+    rate = (rows // 1000) * 1000 / seconds
+    print(
+        f"sendgrid ceiling: a bare loop posting the same {len(body) / 1e6:.2f} MB bodies "
+        f"({parallel} threads, no journal): {rows:,} in {seconds:.2f} s = {rate:,.0f}/s"
+    )
+    return rate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--outbox", type=int, default=5000)
@@ -239,15 +302,20 @@ def main() -> None:
     parser.add_argument(
         "--million", action="store_true", help="also send to 1,000,000 through SendGrid"
     )
-    parser.add_argument("--only", choices=["outbox"], help="only the outbox figures")
+    parser.add_argument(
+        "--only", choices=["outbox", "sendgrid"], help="only the outbox or the SendGrid figures"
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n")
-    bench_outbox(args.outbox)
-    bench_outbox_dkim(args.outbox)
-    if args.only == "outbox":
-        return
-    bench_smtp(args.smtp)
+    if args.only != "sendgrid":
+        bench_outbox(args.outbox)
+        bench_outbox_dkim(args.outbox)
+        if args.only == "outbox":
+            return
+        bench_smtp(args.smtp)
+    ceiling = sendgrid_ceiling(args.sendgrid)
     batched = bench_sendgrid(args.sendgrid)
+    print(f"sendgrid: `newsletter send` reaches {batched / ceiling:.0%} of the bare loop's rate")
     single = bench_sendgrid(2000, batch_size=1)
     print(
         f"sendgrid: batches of 1,000 are {batched / single:.0f}x faster than one request per recipient"

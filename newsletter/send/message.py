@@ -174,6 +174,7 @@ class Message:
     list_unsubscribe: str
     factory: MessageFactory = field(repr=False)
     _data: bytes | None = field(default=None, repr=False)
+    _parts: list[Part] | None = field(default=None, repr=False)  # the body's pieces
     personal: bytes = field(default=b"", repr=False)  # To, Message-ID, List-Unsubscribe…
 
     @property
@@ -315,10 +316,13 @@ class MessageFactory:
 
     def body(self, message: Message) -> list[Part]:
         """The body (after the blank line) as the pieces it is joined from, each whole
-        lines: DKIM canonicalises the shared ones once per tier (send/dkim.py)."""
-        text = self.quoted_text[message.tier].parts(message.values)
-        page = self.quoted_html[message.tier].parts(message.values)
-        return _alternative(self.boundary, text, page)
+        lines: DKIM canonicalises the shared ones once per tier (send/dkim.py). Kept on the
+        message: rendering it and signing it both need them."""
+        if message._parts is None:
+            text = self.quoted_text[message.tier].parts(message.values)
+            page = self.quoted_html[message.tier].parts(message.values)
+            message._parts = _alternative(self.boundary, text, page)
+        return message._parts
 
     def render(self, message: Message) -> bytes:
         body = [piece for piece, _ in self.body(message)]
