@@ -242,11 +242,12 @@ def subscribers() -> None:
 
 
 @contextmanager
-def _store(ctx: click.Context) -> Iterator[tuple[Workspace, Any]]:
-    from newsletter.store import open_store
+def _store(ctx: click.Context, *, for_send: bool = False) -> Iterator[tuple[Workspace, Any]]:
+    from newsletter.store import CACHE_KIB, SEND_CACHE_KIB, open_store
 
     ws = _workspace(ctx)
-    store = open_store(ws.database_url, setting=ws.database_setting)
+    cache = SEND_CACHE_KIB if for_send else CACHE_KIB
+    store = open_store(ws.database_url, setting=ws.database_setting, cache_kib=cache)
     try:
         yield ws, store
     finally:
@@ -788,7 +789,7 @@ def send(
         retry_failed=retry_failed,
         dry_run=dry_run,
     )
-    with _user_errors(), _store(ctx) as (ws, store):
+    with _user_errors(), _store(ctx, for_send=True) as (ws, store):
         plan = plan_send(ws, store, issue, options)
         nl = ws.config.newsletters[plan.content.newsletter]
         if dry_run:
@@ -888,7 +889,7 @@ def _send_due(
     if backend != "outbox" and not yes:
         _fail(f"send --due through {backend} runs unattended: add --yes")
     options = SendOptions(backend=backend, resend_unknown=resend_unknown, retry_failed=retry_failed)
-    with _user_errors(), _store(ctx) as (ws, store):
+    with _user_errors(), _store(ctx, for_send=True) as (ws, store):
         now = _clock()
         report = run_due(ws, store, options, now)
     partial = False

@@ -29,6 +29,9 @@ from newsletter.errors import NoDatabase, StoreError, WriteConflict
 BUSY_TIMEOUT_MS = 10_000
 CACHE_KIB = -131072  # SQLite's page cache: 128 MB at most, big imports touch big indexes
 READ_CACHE_KIB = -16384  # 16 MB for a report: a year's aggregation peaked at 1.1 GB at 128
+# 32 MB for a send: it walks the journal in id order, so a small cache holds what it touches;
+# at 128 MB a send to 1,000,000 filled all of it (peak RSS 287 MB, #16)
+SEND_CACHE_KIB = -32768
 
 
 def shown(url: str) -> str:
@@ -64,10 +67,17 @@ def _unique_violation(exc: IntegrityError) -> bool:
 
 
 class Store:
-    def __init__(self, engine: Engine, url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
+    def __init__(
+        self,
+        engine: Engine,
+        url: str,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        cache_kib: int = CACHE_KIB,
+    ):
         self.engine = engine
         self.url = url
         self.busy_timeout_ms = busy_timeout_ms
+        self.cache_kib = cache_kib
         # SQLite has one writer at a time and every transaction here writes (BEGIN
         # IMMEDIATE): threads of one process take turns on this lock instead of meeting in
         # SQLite's busy handler, which sleeps up to 100 ms between tries (the web service's
@@ -117,7 +127,7 @@ class Store:
                 finally:
                     connection.info.pop("deferred", None)
                     if sqlite:
-                        _pragma(connection, f"cache_size = {CACHE_KIB}")
+                        _pragma(connection, f"cache_size = {self.cache_kib}")
         except OperationalError as exc:
             raise StoreError(f"database error on {shown(self.url)}: {_reason(exc)}") from None
 
@@ -135,7 +145,7 @@ def _pragma(connection: Connection, setting: str) -> None:
         cursor.close()
 
 
-def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
+def _sqlite_setup(engine: Engine, busy_timeout_ms: int, cache_kib: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves (below)
@@ -143,7 +153,7 @@ def _sqlite_setup(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")  # WAL keeps it safe from corruption
-        cursor.execute(f"PRAGMA cache_size = {CACHE_KIB}")
+        cursor.execute(f"PRAGMA cache_size = {int(cache_kib)}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
@@ -174,11 +184,13 @@ def open_store(
     busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     setting: str | None = None,
     create: bool = True,
+    cache_kib: int = CACHE_KIB,
 ) -> Store:
     """Connect to `url`, check its schema version, and upgrade it to this version's.
     `setting` names where the URL came from, for the errors (NEWSLETTER_DATABASE_URL…).
     With `create=False` (the service), a database that is not there yet, or holds no schema of
-    ours, is a NoDatabase error: a typo in a URL must not start a service on an empty list."""
+    ours, is a NoDatabase error: a typo in a URL must not start a service on an empty list.
+    `cache_kib`: SQLite's page cache (negative: KiB), for a command that needs less."""
     from newsletter.store import migrate
 
     where = f"{setting}: " if setting else ""
@@ -194,8 +206,8 @@ def open_store(
     except (ArgumentError, ImportError, ValueError) as exc:
         raise StoreError(f"{where}cannot use the database URL {shown(url)}: {exc}") from None
     if engine.dialect.name == "sqlite":
-        _sqlite_setup(engine, busy_timeout_ms)
-    store = Store(engine, url, busy_timeout_ms)
+        _sqlite_setup(engine, busy_timeout_ms, cache_kib)
+    store = Store(engine, url, busy_timeout_ms, cache_kib)
     try:
         engine.connect().close()
         with store.begin() as connection:

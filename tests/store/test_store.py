@@ -103,3 +103,18 @@ def test_a_read_takes_no_write_lock_and_keeps_its_snapshot(tmp_path: Path) -> No
         assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -131072
     reader.close()
     writer.close()
+
+
+def test_a_store_opened_with_a_smaller_cache_keeps_it(tmp_path: Path) -> None:
+    """`newsletter send` opens the store with a 32 MB page cache, not 128 MB (a send to a
+    million filled all of it); every connection has it, and a read gives it back."""
+    from newsletter.store import SEND_CACHE_KIB
+
+    store = open_store(f"sqlite:///{tmp_path / 'n.db'}", cache_kib=SEND_CACHE_KIB)
+    with store.begin() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -32768
+    with store.read() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -16384
+    with store.begin() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -32768
+    store.close()
