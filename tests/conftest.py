@@ -258,6 +258,20 @@ def sending(workspace: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Pa
     return workspace
 
 
+def subscribe_readers(root: Path, count: int) -> list[str]:
+    """`count` readers of the daily, imported through the CLI (the kill and --due tests)."""
+    from newsletter.cli import cli
+
+    addresses = [f"reader{i:03d}@example.com" for i in range(count)]
+    path = root / "readers.csv"
+    path.write_text("email\n" + "\n".join(addresses) + "\n")
+    result = CliRunner().invoke(
+        cli, ["-w", str(root), "subscribers", "import", str(path), "--newsletter", "daily"]
+    )
+    assert result.exit_code == 0, result.output
+    return addresses
+
+
 def use_smtp(workspace: Path, port: int, **settings: object) -> None:
     values = {
         "host": "127.0.0.1",

@@ -17,22 +17,11 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from newsletter.cli import cli
-from tests.conftest import SmtpRecorder, use_smtp
+from tests.conftest import SmtpRecorder, subscribe_readers, use_smtp
 from tests.send.test_schedule import schedule_workspace
 
 COUNT = 200
 AT = "2025-05-14T06:30:05+08:00"
-
-
-def _subscribe(root: Path) -> list[str]:
-    addresses = [f"reader{i:03d}@example.com" for i in range(COUNT)]
-    path = root / "readers.csv"
-    path.write_text("email\n" + "\n".join(addresses) + "\n")
-    result = CliRunner().invoke(
-        cli, ["-w", str(root), "subscribers", "import", str(path), "--newsletter", "daily"]
-    )
-    assert result.exit_code == 0, result.output
-    return addresses
 
 
 def _due(root: Path, now: str, *extra: str) -> subprocess.Popen[bytes]:
@@ -54,7 +43,7 @@ def test_two_due_runs_at_once_reach_everyone_exactly_once(
 ) -> None:
     schedule_workspace(sending)
     use_smtp(sending, smtp_server.port, connections=2)
-    addresses = _subscribe(sending)
+    addresses = subscribe_readers(sending, COUNT)
     smtp_server.data_delay = 0.002
     runs = [_due(sending, AT, "--backend", "smtp", "--yes") for _ in range(2)]
     reports = [_report(p) for p in runs]
@@ -75,7 +64,7 @@ def test_two_due_runs_at_once_reach_everyone_exactly_once(
 
 def test_an_interrupted_due_send_is_resumed_by_the_next_run(sending: Path) -> None:
     schedule_workspace(sending)
-    _subscribe(sending)
+    subscribe_readers(sending, COUNT)
     folder = sending / "outbox" / "daily" / "2025-05-14"
     first = _due(sending, AT)
     deadline = time.monotonic() + 120

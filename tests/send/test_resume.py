@@ -13,10 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from newsletter.cli import cli
-from tests.conftest import SmtpRecorder, use_smtp
+from tests.conftest import SmtpRecorder, subscribe_readers, use_smtp
 
 COUNT = 300
 
@@ -25,17 +23,6 @@ def _env(db_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(NEWSLETTER_DATABASE_URL=db_url, NEWSLETTER_SECRET="crash-test-secret-" + "y" * 40)
     return env
-
-
-def _subscribe(root: Path) -> list[str]:
-    addresses = [f"reader{i:03d}@example.com" for i in range(COUNT)]
-    path = root / "readers.csv"
-    path.write_text("email\n" + "\n".join(addresses) + "\n")
-    result = CliRunner().invoke(
-        cli, ["-w", str(root), "subscribers", "import", str(path), "--newsletter", "daily"]
-    )
-    assert result.exit_code == 0, result.output
-    return addresses
 
 
 def _send(root: Path, db_url: str, *extra: str) -> subprocess.Popen[bytes]:
@@ -68,7 +55,7 @@ def test_smtp_send_killed_mid_way_reaches_everyone_exactly_once(
     sending: Path, db_url: str, smtp_server: SmtpRecorder
 ) -> None:
     use_smtp(sending, smtp_server.port, connections=2)
-    addresses = _subscribe(sending)
+    addresses = subscribe_readers(sending, COUNT)
     smtp_server.data_delay = 0.004
     first = _send(sending, db_url, "--backend", "smtp")
     _kill_when(first, lambda: len(smtp_server.messages) >= 60)
@@ -93,7 +80,7 @@ def test_smtp_send_killed_mid_way_reaches_everyone_exactly_once(
 
 
 def test_outbox_send_killed_mid_way_settles_by_its_files(sending: Path, db_url: str) -> None:
-    addresses = _subscribe(sending)
+    addresses = subscribe_readers(sending, COUNT)
     folder = sending / "outbox" / "daily" / "2025-05-14"
     first = _send(sending, db_url)
     _kill_when(first, lambda: folder.is_dir() and len(list(folder.glob("*.eml"))) >= 40)
@@ -116,7 +103,7 @@ def test_three_senders_share_one_issue_on_postgresql(
     monkeypatch.setenv("NEWSLETTER_DATABASE_URL", pg_url)
     sending, db_url = workspace, pg_url
     use_smtp(sending, smtp_server.port, connections=1)
-    addresses = _subscribe(sending)
+    addresses = subscribe_readers(sending, COUNT)
     smtp_server.data_delay = 0.004
     senders = [_send(sending, db_url, "--backend", "smtp", "--json") for _ in range(3)]
     _kill_when(senders[1], lambda: len(smtp_server.messages) >= 60)
