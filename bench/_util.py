@@ -1,8 +1,10 @@
-"""Timing helpers for the benchmarks: in-process medians, fresh processes with peak RSS."""
+"""Timing helpers for the benchmarks: in-process medians, fresh processes with peak RSS, and
+the request figures of the service benchmarks (bench_web, bench_api)."""
 
 from __future__ import annotations
 
 import os
+import socket
 import statistics
 import subprocess
 import time
@@ -60,3 +62,24 @@ def fresh_process(argv: list[str], n: int, cwd: str | None = None, warm_up: bool
         peak = max(peak, usage.ru_maxrss)
         cpu.append(usage.ru_utime + usage.ru_stime)
     return Runs(seconds, peak_rss_mb=peak / 1024, cpu_seconds=cpu)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def percentile_ms(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else 0.0
+
+
+def report(label: str, seconds: float, latencies: list[float], statuses: dict[int, int]) -> None:
+    """One line of requests/s and latency for a run of HTTP requests."""
+    n = len(latencies)
+    print(
+        f"{label}: {n:,} requests in {seconds:.1f} s = {n / seconds:,.0f} req/s; "
+        f"latency p50 {percentile_ms(latencies, 50):.1f} ms, "
+        f"p99 {percentile_ms(latencies, 99):.1f} ms; statuses {statuses}"
+    )

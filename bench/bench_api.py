@@ -25,7 +25,6 @@ import os
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from _util import free_port, report  # noqa: E402
 from bench_subscribers import make_csv  # noqa: E402
 
 from newsletter.audience import apikeys  # noqa: E402
@@ -46,12 +46,6 @@ from newsletter.store import open_store  # noqa: E402
 from newsletter.workspace import Workspace  # noqa: E402
 
 SECRET = "bench-secret-" + "a" * 40
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 Job = tuple[str, str, bytes | None, str]  # method, path, body, what the answer must hold
@@ -98,18 +92,6 @@ def run_clients(port: int, jobs: list[Job], clients: int, key: str):
     for t in threads:
         t.join()
     return time.perf_counter() - start, latencies, statuses, wrong
-
-
-def p(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else 0.0
-
-
-def report(label: str, seconds: float, latencies: list[float], statuses: dict[int, int]) -> None:
-    n = len(latencies)
-    print(
-        f"{label}: {n:,} requests in {seconds:.1f} s = {n / seconds:,.0f} req/s; "
-        f"latency p50 {p(latencies, 50):.1f} ms, p99 {p(latencies, 99):.1f} ms; statuses {statuses}"
-    )
 
 
 def empty_postgres(url: str) -> None:

@@ -19,7 +19,6 @@ import http.client
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from _util import free_port, report  # noqa: E402
 from bench_subscribers import make_csv  # noqa: E402
 
 from newsletter.audience.importer import Importer  # noqa: E402
@@ -40,12 +40,6 @@ from newsletter.workspace import Workspace  # noqa: E402
 from tests.webhook_signing import WebhookSigner, body_of  # noqa: E402
 
 SECRET = "bench-secret-" + "w" * 40
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_clients(port: int, jobs: list[tuple[str, bytes, dict[str, str]]], clients: int):
@@ -91,18 +85,6 @@ def server_cpu(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def p(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[int(q) - 1] * 1000 if len(values) > 1 else 0.0
-
-
-def report(label: str, seconds: float, latencies: list[float], statuses: dict[int, int]) -> None:
-    n = len(latencies)
-    print(
-        f"{label}: {n:,} requests in {seconds:.1f} s = {n / seconds:,.0f} req/s; "
-        f"latency p50 {p(latencies, 50):.1f} ms, p99 {p(latencies, 99):.1f} ms; statuses {statuses}"
-    )
 
 
 def main() -> None:
