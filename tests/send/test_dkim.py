@@ -139,21 +139,24 @@ def test_our_signature_is_the_one_dkimpy_writes_itself(
     bytes as dkimpy's own (slow) `sign` of the whole message at the same second."""
     subscribe(runner, signing)
     assert run(runner, signing, "send", ISSUE, "--late").exit_code == 0
-    data = outbox(signing)[0]
-    ours, rest = data.split(b"\r\nFrom: ", 1)
-    message = b"From: " + rest
-    when = int(dict(dkim.util.parse_tag_value(ours.split(b": ", 1)[1]))[b"t"])
-    monkeypatch.setattr(dkim.time, "time", lambda: when)
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption())
-    theirs = dkim.sign(
-        message,
-        b"news",
-        DOMAIN.encode(),
-        pem,
-        canonicalize=(b"relaxed", b"relaxed"),
-        include_headers=list(SIGNED),
-    )
-    assert ours + b"\r\n" == theirs
+    # "Fay  Free" (two spaces) takes the canonicaliser's slow path, "Pat" the quick one
+    messages = outbox(signing)
+    assert len(messages) == 2
+    for data in messages:
+        ours, rest = data.split(b"\r\nFrom: ", 1)
+        message = b"From: " + rest
+        when = int(dict(dkim.util.parse_tag_value(ours.split(b": ", 1)[1]))[b"t"])
+        monkeypatch.setattr(dkim.time, "time", lambda: when)  # noqa: B023
+        theirs = dkim.sign(
+            message,
+            b"news",
+            DOMAIN.encode(),
+            pem,
+            canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=list(SIGNED),
+        )
+        assert ours + b"\r\n" == theirs
 
 
 def test_a_notice_is_signed_too(key: rsa.RSAPrivateKey) -> None:
