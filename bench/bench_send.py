@@ -215,16 +215,21 @@ def bench_sendgrid(rows: int, batch_size: int = 1000, parallel: int = 4) -> floa
     ]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate()
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak = after.ru_maxrss / 1024
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     if proc.returncode != 0:
         raise SystemExit(err.decode())
     report = json.loads(out)
     print(
         f"sendgrid, {batch_size} per request: {report['sent']:,} recipients, `newsletter send` took {seconds:.1f} s "
-        f"(sending {report['seconds']:.1f} s = {report['rate']:,.0f}/s); peak RSS {peak:.0f} MB"
+        f"(sending {report['seconds']:.1f} s = {report['rate']:,.0f}/s); CPU {cpu:.1f} s "
+        f"({cpu / max(report['sent'], 1) * 1e6:.0f} µs a recipient, the whole process); "
+        f"peak RSS {peak:.0f} MB"
     )
     shutil.rmtree(ws.root)
     server.terminate()

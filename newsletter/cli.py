@@ -7,6 +7,7 @@ modules are imported inside the commands so that `newsletter --help` starts fast
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -828,6 +829,10 @@ def send(
             )
             if not click.confirm(question):
                 _fail("not sent")
+        # what is loaded now (modules, the issue, the plan) lives as long as the process:
+        # out of the collector's way, which a million recipients' dicts would make it
+        # walk again and again (#16)
+        gc.freeze()
         with _send_progress(plan.recipients) as progress:
             report = run_send(plan, store, on_progress=progress)
     if as_json:

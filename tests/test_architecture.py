@@ -22,6 +22,7 @@ HEAVY = [
     "sqlalchemy",
     "starlette",
     "sendgrid",
+    "orjson",
     "uvicorn",
     "dkim",
     "dns",
@@ -48,12 +49,12 @@ OWNERS = {
     "markdown_it": {"build.markdown", "build.plaintext"},
     "yaml": {"build.issuefile"},
     "email_validator": {"audience.addresses"},
-    # the API client; the webhook's signature helper
+    # the library's version for the User-Agent; the webhook's signature helper
     "sendgrid": {"send.backends.sendgrid", "send.backends.sendgrid_webhook"},
+    "orjson": {"send.backends.sendgrid"},  # the Mail Send bodies
     "cryptography": {"send.backends.sendgrid_webhook", "send.dkim"},
     "dkim": {"send.dkim"},  # dkimpy
     "dns": {"send.doctor"},  # dnspython
-    "python_http_client": {"send.backends.sendgrid"},
     "itsdangerous": {"audience.tokens"},
     "feedparser": {"build.feed"},
     "httpx": {"build.feed"},

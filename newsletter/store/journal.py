@@ -10,14 +10,19 @@ them `inflight` *before* handing them to a backend and `sent` or `failed` after.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
     Connection,
+    Integer,
     and_,
+    any_,
     bindparam,
     func,
     insert,
@@ -29,7 +34,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.store import people
-from newsletter.store.people import IN_CHUNK
 from newsletter.store.schema import (
     UtcDateTime,
     send_journal,
@@ -167,7 +171,7 @@ def claim(
         return []
     conn.execute(
         update(send_journal)
-        .where(send_journal.c.id.in_(ids))
+        .where(_among(conn, send_journal.c.id, ids))
         .values(state="claimed", worker=worker, lease_until=now + lease, updated_at=now)
     )
     details = conn.execute(
@@ -188,20 +192,30 @@ def claim(
                 subscriptions.c.newsletter == newsletter,
             ),
         )
-        .where(send_journal.c.id.in_(ids))
+        .where(_among(conn, send_journal.c.id, ids))
         .order_by(send_journal.c.id)
     ).all()
     return [
         Claimed(
-            r.id,
-            r.subscriber_id,
-            r.email or "",
-            r.name or "",
-            r.tier or "free",
-            r.email is not None and bool(r.receives),
+            journal_id,
+            subscriber_id,
+            email or "",
+            name or "",
+            tier or "free",
+            email is not None and bool(receives),
         )
-        for r in details
+        for journal_id, subscriber_id, email, name, tier, receives in details
     ]
+
+
+def _among(conn: Connection, column: ColumnElement[int], ids: Sequence[int]) -> ColumnElement[bool]:
+    """`column IN (ids)` with the ids as one parameter: a JSON array on SQLite, an array on
+    PostgreSQL. SQLAlchemy renders an IN list anew at each execution, a parameter an id,
+    which took a tenth of a send's CPU at three lists of 1,000 ids a batch (#16)."""
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam("ids", list(ids), type_=ARRAY(Integer)))
+    each = func.json_each(bindparam("ids", json.dumps(list(ids)))).table_valued("value")
+    return column.in_(select(each.c.value))
 
 
 def mark(
@@ -231,10 +245,11 @@ def mark(
     if error:
         values["error"] = error
     own = {i: per_row[i] for i in ids if i in per_row} if per_row else {}
-    plain = [i for i in ids if i not in own]
-    for start in range(0, len(plain), IN_CHUNK):
-        chunk = plain[start : start + IN_CHUNK]
-        conn.execute(update(send_journal).where(send_journal.c.id.in_(chunk)).values(values))
+    plain = [i for i in ids if i not in own] if own else ids
+    if plain:
+        conn.execute(
+            update(send_journal).where(_among(conn, send_journal.c.id, plain)).values(values)
+        )
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for journal_id, extra in own.items():
         by_columns.setdefault(tuple(sorted(extra)), []).append({"b_id": journal_id, **extra})
