@@ -281,31 +281,47 @@ class _ListSend:
             if self.on_progress:
                 self.on_progress(self.done, self.total)
 
-    def claim(self, want: int, previous: Handed | None) -> list[journal.Claimed]:
+    def claim(
+        self, want: int, previous: Handed | None, mark_claimed: bool = True
+    ) -> list[journal.Claimed]:
         """Record the previous batch's outcomes and claim rows, in one transaction; those
         unsubscribed or suppressed since the send began are skipped."""
         with self.store.begin() as conn:
-            if previous:
-                self.settle(conn, *previous)
-            claimed = journal.claim(
-                conn, self.issue, self.newsletter, self.worker, want, self.now(), LEASE
-            )
-            gone = [c.journal_id for c in claimed if not c.still_subscribed]
-            journal.mark(
-                conn,
-                gone,
-                "skipped",
-                self.now(),
-                error="unsubscribed or suppressed before the message went out",
-            )
+            return self._claim(conn, want, previous, mark_claimed)
+
+    def _claim(
+        self, conn: Connection, want: int, previous: Handed | None, mark_claimed: bool
+    ) -> list[journal.Claimed]:
+        if previous:
+            self.settle(conn, *previous)
+        claimed = journal.claim(
+            conn,
+            self.issue,
+            self.newsletter,
+            self.worker,
+            want,
+            self.now(),
+            LEASE,
+            mark_claimed=mark_claimed,
+        )
+        gone = [c.journal_id for c in claimed if not c.still_subscribed]
+        journal.mark(
+            conn,
+            gone,
+            "skipped",
+            self.now(),
+            error="unsubscribed or suppressed before the message went out",
+        )
         with self.lock:
             self.report.skipped += len(gone)
         return claimed
 
     def work(self) -> None:
-        """Claim rows, then hand them over a batch at a time. Each transaction records the
-        previous batch's outcomes and either claims the next rows or marks the next batch in
-        flight, before it goes: two transactions per batch when a claim is one batch."""
+        """Claim rows, then hand them over a batch at a time. When a claim is one batch
+        (SendGrid's 1,000), one transaction records the previous batch's outcomes, takes
+        the rows and marks their messages in flight: one transaction a batch. Otherwise each
+        transaction records the previous batch's outcomes and either claims the next rows
+        or marks the next batch in flight: two a batch when a claim is one batch."""
         backend = self.backend
         claim_size = max(backend.batch_size, CLAIM_AT_LEAST)
         previous: Handed | None = None
@@ -315,6 +331,11 @@ class _ListSend:
                 if want <= 0:
                     return
                 handed, previous = previous, None
+                if claim_size == backend.batch_size:
+                    if not (taken := self.take_in_flight(want, handed)):
+                        return
+                    previous = self.post(*taken, rest=[])
+                    continue
                 claimed = self.claim(want, handed)
                 if not claimed:
                     return
@@ -328,29 +349,65 @@ class _ListSend:
                 with self.store.begin() as conn:
                     self.settle(conn, *previous)
 
+    def take_in_flight(
+        self, want: int, previous: Handed | None
+    ) -> tuple[list[journal.Claimed], list[Message]] | None:
+        """One batch from pending straight to in flight, its messages built inside the
+        transaction: if this process dies before the commit, the rows are still pending
+        and go out later; after it, they are in flight, as after `hand_over`'s mark. None
+        when nothing is left to claim."""
+        with self.store.begin() as conn:
+            claimed = self._claim(conn, want, previous, mark_claimed=False)
+            if not claimed:
+                return None
+            batch, messages = self._built(conn, [c for c in claimed if c.still_subscribed])
+        return batch, messages
+
+    def _built(
+        self, conn: Connection, rows: list[journal.Claimed]
+    ) -> tuple[list[journal.Claimed], list[Message]]:
+        """Build a batch's messages and mark them in flight; a message that cannot be built
+        is that recipient's failure, recorded here."""
+        built = [(c, _build(self.factory, c)) for c in rows]
+        batch = [c for c, m in built if isinstance(m, Message)]
+        messages = [m for _, m in built if isinstance(m, Message)]
+        broken = [(c, Outcome("failed", error=m)) for c, m in built if isinstance(m, str)]
+        if broken:
+            self.settle(conn, [c for c, _ in broken], [o for _, o in broken])
+        journal.mark(
+            conn,
+            [c.journal_id for c in batch],
+            "inflight",
+            self.now(),
+            worker=self.worker,
+            lease_until=self.now() + LEASE,
+        )
+        return batch, messages
+
     def hand_over(
         self, rows: list[journal.Claimed], previous: Handed | None, rest: list[journal.Claimed]
     ) -> Handed | None:
         """Build a batch's messages, mark them in flight (recording the previous batch in the
         same transaction) and hand them to the backend; `rest` are this worker's claimed rows
         still to go, given back if the provider refuses the hand-over."""
-        built = [(c, _build(self.factory, c)) for c in rows]
-        batch = [c for c, m in built if isinstance(m, Message)]
-        messages = [m for _, m in built if isinstance(m, Message)]
-        broken = [(c, Outcome("failed", error=m)) for c, m in built if isinstance(m, str)]
-        ids = [c.journal_id for c in batch]
         with self.store.begin() as conn:
             if previous:
                 self.settle(conn, *previous)
-            if broken:
-                self.settle(conn, [c for c, _ in broken], [o for _, o in broken])
-            journal.mark(conn, ids, "inflight", self.now(), lease_until=self.now() + LEASE)
+            batch, messages = self._built(conn, rows)
+        return self.post(batch, messages, rest)
+
+    def post(
+        self, batch: list[journal.Claimed], messages: list[Message], rest: list[journal.Claimed]
+    ) -> Handed | None:
+        """Hand a batch marked in flight to the backend; if the provider refuses the request
+        itself, nothing went out: the batch and `rest` go back to pending."""
         if not messages:
             return None
         try:
             return batch, self.backend.send(messages)
-        except BackendRefused:  # the provider refused the request itself: nothing went out
+        except BackendRefused:
             with self.store.begin() as conn:
+                ids = [c.journal_id for c in batch]
                 journal.mark(conn, ids, "pending", self.now(), worker="")
                 journal.mark(conn, [c.journal_id for c in rest], "pending", self.now(), worker="")
             raise

@@ -156,8 +156,13 @@ def claim(
     limit: int,
     now: dt.datetime,
     lease: dt.timedelta,
+    *,
+    mark_claimed: bool = True,
 ) -> list[Claimed]:
-    """Up to `limit` pending rows for this worker, with what is needed to send to them."""
+    """Up to `limit` pending rows for this worker, with what is needed to send to them.
+    With `mark_claimed=False` they stay pending, for a caller that marks them in flight (or
+    failed, or skipped) in this same transaction: the write lock (SQLite) or the row locks
+    (PostgreSQL, FOR UPDATE) keep every other worker off them until it commits."""
     query = (
         select(send_journal.c.id)
         .where(send_journal.c.issue == issue, send_journal.c.state == "pending")
@@ -169,11 +174,12 @@ def claim(
     ids = [i for (i,) in conn.execute(query)]
     if not ids:
         return []
-    conn.execute(
-        update(send_journal)
-        .where(_among(conn, send_journal.c.id, ids))
-        .values(state="claimed", worker=worker, lease_until=now + lease, updated_at=now)
-    )
+    if mark_claimed:
+        conn.execute(
+            update(send_journal)
+            .where(_among(conn, send_journal.c.id, ids))
+            .values(state="claimed", worker=worker, lease_until=now + lease, updated_at=now)
+        )
     details = conn.execute(
         select(
             send_journal.c.id,
