@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SmtpRecorder, subscribe_readers, use_smtp
+from tests.sendgrid_fake import FakeSendGrid
 
 COUNT = 300
 
@@ -93,6 +94,32 @@ def test_outbox_send_killed_mid_way_settles_by_its_files(sending: Path, db_url: 
     assert len(list(folder.glob("*.eml"))) == COUNT
     assert not list(folder.glob(".*.tmp"))  # no half-written file left behind
     assert len(addresses) == COUNT
+
+
+def test_sendgrid_send_killed_mid_way_reaches_everyone_exactly_once(
+    sending: Path, db_url: str, fake_sendgrid: FakeSendGrid
+) -> None:
+    """SendGrid's batches go from pending to in flight in one transaction with their
+    messages built inside it: a kill anywhere leaves a batch pending (sent later) or in
+    flight (unknown), never sent twice."""
+    config = sending / "newsletter.toml"
+    config.write_text(config.read_text() + "\n[sendgrid]\nbatch_size = 10\nparallel = 2\n")
+    addresses = subscribe_readers(sending, COUNT)
+    fake_sendgrid.faults = [("sleep", 0.01)] * 1000  # a request takes a while: kills land mid-way
+    first = _send(sending, db_url, "--backend", "sendgrid")
+    _kill_when(first, lambda: len(fake_sendgrid.requests) >= 6)
+    assert len(fake_sendgrid.recipients()) < COUNT
+
+    second = _send(sending, db_url, "--backend", "sendgrid", "--json")
+    out, err = second.communicate(timeout=120)
+    assert out, err.decode()
+    report = json.loads(out)
+    received = collections.Counter(fake_sendgrid.recipients())
+    assert [a for a, n in received.items() if n > 1] == []  # nobody got it twice
+    unknown = set(report["unknown_recipients"])
+    assert len(unknown) <= 2 * 10  # at most the two batches in flight when it was killed
+    assert {a for a in addresses if received[a] == 0} <= unknown
+    assert report["already_sent"] + report["sent"] == COUNT - len(unknown)
 
 
 def test_three_senders_share_one_issue_on_postgresql(
