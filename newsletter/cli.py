@@ -1060,17 +1060,18 @@ def bounces_process(
     from newsletter.audience import mailboxes
     from newsletter.audience.bounces import Classifier
     from newsletter.audience.delivery import SoftRule
-    from newsletter.audience.tokens import VerpSigner, load_secret
+    from newsletter.audience.tokens import MessageIds, VerpSigner, load_secret
 
     with _user_errors(), _store(ctx) as (ws, store):
         config = ws.config
         bounce_address = config.smtp.bounce_address
-        verp = VerpSigner(load_secret(ws.root)) if bounce_address else None
+        secret = load_secret(ws.root)  # the tokens in VERP addresses and Message-IDs
+        verp = VerpSigner(secret) if bounce_address else None
         opened = mailboxes.open_source(source, config.bounces.imap_security)
         report = mailboxes.process(
             store,
             opened,
-            Classifier(verp, bounce_address),
+            Classifier(verp, bounce_address, MessageIds(secret)),
             SoftRule(config.bounces.soft_limit, config.bounces.soft_days),
             dry_run=dry_run,
             keep=keep,

@@ -30,7 +30,7 @@ from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any, Literal
 
-from newsletter.audience.tokens import BounceToken, VerpSigner
+from newsletter.audience.tokens import BounceToken, MessageIds, VerpSigner
 
 Severity = Literal["hard", "soft", "blocked", "delayed"]
 Kind = Literal["bounce", "complaint", "report", "autoreply", "unknown"]
@@ -104,9 +104,15 @@ class Classifier:
     """Classify one raw message. With a bounce address and the secret's VerpSigner, VERP
     tokens are read (and verified: a forged one is ignored)."""
 
-    def __init__(self, verp: VerpSigner | None = None, bounce_address: str | None = None):
+    def __init__(
+        self,
+        verp: VerpSigner | None = None,
+        bounce_address: str | None = None,
+        message_ids: MessageIds | None = None,
+    ):
         self.verp = verp
         self.bounce_address = bounce_address
+        self.message_ids = message_ids
 
     def classify(self, data: bytes) -> Classified:
         msg = email.message_from_bytes(data)
@@ -158,6 +164,15 @@ class Classifier:
         return result("unknown", "")
 
     def _token(self, msg: Message) -> BounceToken | None:
+        """The recipient a signed token names: the VERP address the report came back to,
+        else the Message-ID of ours that the report quotes (a feedback loop that redacts
+        the recipient keeps it; so does a bounce to a return path without VERP)."""
+        token = self._verp_token(msg)
+        if token is None and self.message_ids is not None:
+            token = self.message_ids.read(_one_line(_original_header(msg, "Message-ID")))
+        return token
+
+    def _verp_token(self, msg: Message) -> BounceToken | None:
         if self.verp is None or not self.bounce_address:
             return None
         candidates = [

@@ -226,6 +226,42 @@ class BounceToken:
     subscriber_id: int
 
 
+_MESSAGE_ID = re.compile(
+    r"^<?([a-z0-9][a-z0-9_-]{0,63})\.(\d{8})\.(\d{1,12})\.([0-9a-f]{12})@[^<>@\s]+>?$"
+)
+
+
+class MessageIds:
+    """Each recipient's Message-ID, `<newsletter.yyyymmdd.subscriber.mac@domain>`: unique,
+    the same every time for one (issue, subscriber), and signed (48 bits of HMAC-SHA256
+    under the secret), so that a report that carries our message's headers but not its
+    recipient (a feedback loop that redacts the address, a bounce to another tool's return
+    path) still names the subscriber, and nobody can make it name another."""
+
+    def __init__(self, secret: str):
+        self._mac = Mac(secret.encode())
+
+    def _sign(self, issue: str, subscriber_id: int) -> str:
+        return self._mac.digest(f"{issue}:{subscriber_id}".encode()).hex()[:12]
+
+    def make(self, issue: str, subscriber_id: int, domain: str) -> str:
+        newsletter, _, date = issue.partition("/")
+        local = f"{newsletter}.{date.replace('-', '')}.{subscriber_id}"
+        return f"<{local}.{self._sign(issue, subscriber_id)}@{domain}>"
+
+    def read(self, message_id: str) -> BounceToken | None:
+        """The issue and subscriber a Message-ID of ours names; None for anyone else's or a
+        forged one."""
+        m = _MESSAGE_ID.match(message_id.strip().lower())
+        if m is None:
+            return None
+        d = m.group(2)
+        issue, subscriber_id = f"{m.group(1)}/{d[:4]}-{d[4:6]}-{d[6:]}", int(m.group(3))
+        if not hmac.compare_digest(self._sign(issue, subscriber_id), m.group(4)):
+            return None
+        return BounceToken(issue, subscriber_id)
+
+
 class VerpSigner:
     """The token in a message's envelope sender, `bounces+<token>@domain`:
     `<subscriber id>.<newsletter>.<yyyymmdd>.<mac>`, the mac a truncated HMAC-SHA256 under a

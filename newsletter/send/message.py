@@ -28,7 +28,7 @@ from email.utils import format_datetime, formataddr, parseaddr
 from typing import TYPE_CHECKING
 
 from newsletter import placeholders
-from newsletter.audience.tokens import Mac, Signer, VerpSigner
+from newsletter.audience.tokens import MessageIds, Signer, VerpSigner
 from newsletter.config import Config
 from newsletter.errors import MessageError
 from newsletter.model import NAME_MAX, Recipient, Tier
@@ -227,7 +227,7 @@ class MessageFactory:
         self.content = content
         self.signer = signer
         self.secret = secret.encode()
-        self._message_mac = Mac(self.secret)
+        self._message_ids = MessageIds(secret)
         self.base = pub.root_url
         sender_name, sender = parseaddr(nl.sender)
         self.domain = sender.rsplit("@", 1)[1].lower()
@@ -258,9 +258,7 @@ class MessageFactory:
 
     def message_id(self, subscriber_id: int) -> str:
         """Unique per recipient, the same every time for one (issue, subscriber)."""
-        mac = self._message_mac.digest(f"{self.content.key}:{subscriber_id}".encode())
-        local = f"{self.content.newsletter}.{self.content.date:%Y%m%d}.{subscriber_id}"
-        return f"<{local}.{mac.hex()[:12]}@{self.domain}>"
+        return self._message_ids.make(self.content.key, subscriber_id, self.domain)
 
     def envelope_from(self, subscriber_id: int) -> str:
         """bounces+<token>@… for a list recipient; the bare bounce address for a test send

@@ -230,3 +230,58 @@ def test_a_folder_that_is_not_a_maildir_is_refused(sending: Path) -> None:
     )
     assert result.exit_code == 1
     assert "not a Maildir" in result.stderr
+
+
+def feedback_report(original: bytes, n: int) -> bytes:
+    """A provider's complaint (RFC 5965) that redacts the recipient everywhere: no
+    Original-Rcpt-To, the original's To blanked; its Message-ID kept, as providers keep it."""
+    head, _, _ = original.partition(b"\r\n\r\n")
+    kept = [
+        line
+        for line in head.split(b"\r\n")
+        if not line.lower().startswith((b"to:", b"list-unsubscribe:"))
+    ]
+    quoted = b"\r\n".join([*kept, b"To: [redacted]"]) + b"\r\n\r\n(body removed)\r\n"
+    return (
+        b"From: <fbl@provider.example>\r\nTo: <brief@harbourledger.example>\r\n"
+        b"Subject: complaint\r\nMessage-ID: <fbl-%d@provider.example>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/report; report-type=feedback-report; boundary="B"\r\n\r\n'
+        b"--B\r\nContent-Type: text/plain\r\n\r\nA complaint.\r\n"
+        b"--B\r\nContent-Type: message/feedback-report\r\n\r\n"
+        b"Feedback-Type: abuse\r\nUser-Agent: Loop/1.0\r\nVersion: 1\r\n\r\n"
+        b"--B\r\nContent-Type: message/rfc822\r\n\r\n" % n + quoted + b"--B--\r\n"
+    )
+
+
+def test_a_redacted_complaint_without_verp_is_matched_by_our_signed_message_id(
+    sending: Path, smtp_server: SmtpRecorder, tmp_path: Path
+) -> None:
+    """No bounce address (so no VERP), and a feedback loop that hides who complained: the
+    signed Message-ID of our message still names the subscriber; a forged one names nobody."""
+    runner = CliRunner()
+    use_smtp(sending, smtp_server.port)
+    readers = sending / "r.csv"
+    readers.write_text("email\n" + "".join(f"r{i}@example.com\n" for i in range(3)))
+    runner.invoke(
+        cli, ["-w", str(sending), "subscribers", "import", str(readers), "--newsletter", "daily"]
+    )
+    args = ["-w", str(sending), "send", ISSUE, "--late", "--backend", "smtp", "--yes"]
+    assert runner.invoke(cli, args).exit_code == 0
+    data = {tos[0]: raw for _, tos, raw in smtp_server.messages}
+    complaint = feedback_report(data["r1@example.com"], 1)
+    # r2's Message-ID with r0's subscriber number in it: the signature no longer matches
+    r2 = data["r2@example.com"]
+    ids = {a: raw.split(b"\r\nMessage-ID: ")[1].split(b"\r\n")[0] for a, raw in data.items()}
+    forged_id = ids["r2@example.com"].replace(
+        b"." + ids["r2@example.com"].split(b".")[2] + b".",
+        b"." + ids["r0@example.com"].split(b".")[2] + b".",
+    )
+    assert forged_id != ids["r2@example.com"]
+    forged = feedback_report(r2.replace(ids["r2@example.com"], forged_id), 2)
+    box = mailbox.Maildir(tmp_path / "Maildir")
+    fill(box, [complaint, forged])
+
+    report = process(sending, tmp_path / "Maildir")
+
+    assert report["complaints"] == 2
+    assert suppressed(sending) == {"r1@example.com": "complaint"}

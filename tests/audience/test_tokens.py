@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from newsletter.audience.tokens import Signer
+from newsletter.audience.tokens import BounceToken, MessageIds, Signer
 from newsletter.errors import TokenError
 
 SECRET = "s" * 48
@@ -145,3 +145,16 @@ def test_a_verp_token_is_its_own_purpose() -> None:
     link = Signer(SECRET).make("unsubscribe", 42, "daily")
     with pytest.raises(TokenError):
         VerpSigner(SECRET).read(link)
+
+
+def test_a_message_id_names_its_issue_and_subscriber_and_refuses_tampering() -> None:
+    ids = MessageIds("a" * 48)
+    made = ids.make("daily/2026-01-05", 42, "harbourledger.example")
+    assert made.startswith("<daily.20260105.42.") and made.endswith("@harbourledger.example>")
+    assert made == ids.make("daily/2026-01-05", 42, "harbourledger.example")  # stable
+    assert ids.read(made) == BounceToken("daily/2026-01-05", 42)
+    assert ids.read(made.upper()) == BounceToken("daily/2026-01-05", 42)  # case folded on the way
+    assert ids.read(made.replace(".42.", ".43.")) is None  # another subscriber
+    assert ids.read(made.replace("20260105", "20260106")) is None  # another issue
+    assert MessageIds("b" * 48).read(made) is None  # another secret
+    assert ids.read("<abc@example.com>") is None
