@@ -119,6 +119,11 @@ class ImapSource:
                 if security == "starttls":
                     self.imap.starttls(ssl.create_default_context())
             self.imap.login(user, password)
+            # asked again after the login: servers (dovecot, Gmail) announce MOVE only then,
+            # and imaplib keeps the greeting's list
+            status, listed = self.imap.capability()
+            words = listed[-1].upper().split() if status == "OK" and listed and listed[-1] else []
+            self.moves = b"MOVE" in words  # RFC 6851: atomic, else COPY, \Deleted, EXPUNGE
             status, _ = self.imap.select(_quoted(self.folder))
             if status != "OK":
                 self.imap.logout()
@@ -151,9 +156,7 @@ class ImapSource:
             if not self._has_processed:
                 self.connection.create(PROCESSED)  # NO if it exists: fine
                 self._has_processed = True
-            if b"MOVE" in b" ".join(
-                c if isinstance(c, bytes) else str(c).encode() for c in self.connection.capabilities
-            ):
+            if self.moves:
                 self.connection.uid("MOVE", key, PROCESSED)
             else:
                 self.connection.uid("COPY", key, PROCESSED)

@@ -5,6 +5,7 @@ when CI is set."""
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import json
 import os
@@ -22,6 +23,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from newsletter.audience.mailboxes import ImapSource
 from newsletter.cli import cli
 from tests.audience.test_mailboxes import ISSUE, dsn, note, sent, suppressed
 from tests.conftest import free_port
@@ -68,6 +70,20 @@ def _dovecot_or_skip() -> str:
 
 @pytest.fixture
 def imap_server() -> Iterator[Imap]:
+    with _dovecot() as server:
+        yield server
+
+
+@pytest.fixture
+def imap_server_without_move() -> Iterator[Imap]:
+    """A server that does not announce MOVE (RFC 6851), as older ones do not."""
+    capabilities = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE IDLE UIDPLUS NAMESPACE"
+    with _dovecot(f"imap_capability = {capabilities}\n") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _dovecot(extra: str = "") -> Iterator[Imap]:
     binary = _dovecot_or_skip()
     # not under pytest's tmp (mode 700): dovecot's own users must reach the files
     root = Path(tempfile.mkdtemp(prefix="newsletter-dovecot-"))
@@ -135,7 +151,7 @@ service anvil {{
 service imap-login {{
   chroot =
 }}
-"""
+{extra}"""
     )
     process = subprocess.Popen(
         [binary, "-F", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -216,3 +232,25 @@ def test_an_untrusted_certificate_is_refused(
     result = CliRunner().invoke(cli, ["-w", str(sending), "bounces", "process", url])
     assert result.exit_code == 1
     assert "certificate verify failed" in result.stderr
+
+
+def test_the_server_moves_messages_when_it_can_and_copies_them_when_not(
+    imap_server: Imap,
+    imap_server_without_move: Imap,
+    sent: dict[str, str],
+    sending: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dovecot announces MOVE only after the login: it is used (atomic); a server without
+    it gets COPY, \\Deleted and EXPUNGE, and the inbox ends the same."""
+    monkeypatch.setenv("NEWSLETTER_IMAP_PASSWORD", PASSWORD)
+    for server, moves in ((imap_server, True), (imap_server_without_move, False)):
+        monkeypatch.setenv("SSL_CERT_FILE", str(server.cert))
+        url = f"imap://bounces@127.0.0.1:{server.port}/INBOX"
+        source = ImapSource(url, "tls", PASSWORD)
+        assert source.moves is moves
+        source.close()
+        server.append([dsn(sent["r1@example.com"], "r1@example.com", "5.1.1", 1)])
+        report = _process(sending, url)
+        assert report["read"] == 1
+        assert (server.count("INBOX"), server.count("processed")) == (0, 1)
