@@ -49,8 +49,8 @@ OWNERS = {
     "markdown_it": {"build.markdown", "build.plaintext"},
     "yaml": {"build.issuefile"},
     "email_validator": {"audience.addresses"},
-    # the library's version for the User-Agent; the webhook's signature helper
-    "sendgrid": {"send.backends.sendgrid", "send.backends.sendgrid_webhook"},
+    # the webhook's signature helper (Mail Send is posted with urllib: send.backends.sendgrid)
+    "sendgrid": {"send.backends.sendgrid_webhook"},
     "orjson": {"send.backends.sendgrid"},  # the Mail Send bodies
     "cryptography": {"send.backends.sendgrid_webhook", "send.dkim"},
     "dkim": {"send.dkim"},  # dkimpy

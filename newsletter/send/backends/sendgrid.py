@@ -6,10 +6,10 @@ under their own tags), `custom_args` carry opaque ids of the issue and subscribe
 event webhook (never the address: SendGrid keeps them), and a category names the newsletter.
 
 The request is posted with urllib, as the official library's HTTP client
-(python_http_client) posts it, with the library's headers and the same errors, but the
-body is encoded by orjson once: the library encoded each 1.25 MB body with the standard
-encoder and then formatted the whole of it into a debug log line that never prints, a
-third of the send's CPU (#16). The `sendgrid` package still owns the event webhook's
+(python_http_client) posts it, with its headers (but our own User-Agent) and the same
+errors, the body encoded once by orjson: the library encoded each 1.25 MB body with the
+standard encoder and then formatted the whole of it into a debug log line that never
+prints, a third of the send's CPU (#16). The `sendgrid` package still owns the event webhook's
 signature check (`sendgrid_webhook`).
 
 - the API key only from SENDGRID_API_KEY; masked in every error by the one rule
@@ -72,12 +72,12 @@ class SendGridBackend:
         self.factory: MessageFactory | None = None
         self._local = threading.local()
         self._unreachable = False  # the last request could not reach the API at all
-        from sendgrid import __version__
+        from newsletter import __version__
 
         self.url = f"{self.host.rstrip('/')}/v3/mail/send"
-        self.headers = {  # what the library sends
+        self.headers = {  # what the library sends, but for the User-Agent: ours
             "Authorization": f"Bearer {key}",
-            "User-Agent": f"sendgrid/{__version__};python",
+            "User-Agent": f"newsletter/{__version__}",
             "Accept": "application/json",
             "Content-Type": "application/json",
         }
