@@ -301,6 +301,66 @@ def sendgrid_ceiling(rows: int, parallel: int = 4) -> float:
     return rate
 
 
+def sendgrid_profile(rows: int) -> None:
+    """Where a SendGrid send's CPU goes, per recipient: the send in-process on one worker
+    (parallel = 1, so each stage's thread CPU adds up to the whole), each stage timed with
+    `time.thread_time` around it; against the same server in its own process."""
+    import collections
+
+    from newsletter.send import sender
+    from newsletter.send.backends import sendgrid as sendgrid_module
+    from newsletter.store import journal
+
+    spent: collections.Counter[str] = collections.Counter()
+
+    def timed(owner: object, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            start = time.thread_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[label] += time.thread_time() - start
+
+        setattr(owner, name, wrapper)
+
+    key = "SG.bench-" + "k" * 40
+    urls: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
+    server = multiprocessing.Process(target=_fake_sendgrid, args=(key, urls), daemon=True)
+    server.start()
+    os.environ["SENDGRID_API_KEY"] = key
+    os.environ["SENDGRID_API_HOST"] = urls.get(timeout=10)
+    ws, store = workspace(rows, "\n[sendgrid]\nbatch_size = 1000\nparallel = 1\n")
+    stages = [
+        (journal, "claim", "claim: the rows and their subscribers (SQL, rows to objects)"),
+        (sender, "_build", "build: values, two signed tokens, the Message"),
+        (journal, "mark", "mark: in flight, then sent (SQL)"),
+        (sendgrid_module.SendGridBackend, "payload", "payload: 1,000 personalizations"),
+        (sendgrid_module.SendGridBackend, "_request", "request: urllib POST, the answer"),
+    ]
+    for owner, name, label in stages:
+        timed(owner, name, label)
+    plan = plan_send(ws, store, ISSUE, SendOptions(backend="sendgrid", late=True))  # type: ignore[arg-type]
+    start, wall = time.thread_time(), time.perf_counter()
+    report = run_send(plan, store)  # type: ignore[arg-type]
+    total, wall = time.thread_time() - start, time.perf_counter() - wall
+    server.terminate()
+    n = report.sent
+    print(
+        f"sendgrid profile, {n:,} recipients, one worker: {total / n * 1e6:.1f} µs of CPU a recipient"
+    )
+    for label, seconds in spent.most_common():
+        print(f"  {seconds / n * 1e6:5.1f} µs  {label}")
+    rest = total - sum(spent.values())
+    print(f"  {rest / n * 1e6:5.1f} µs  the rest: transactions and commits, encoding, settling")
+    print(
+        f"  one core's ceiling at that cost: {n / total:,.0f} recipients/s (wall here {n / wall:,.0f}/s)"
+    )
+    store.close()  # type: ignore[attr-defined]
+    shutil.rmtree(ws.root)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--outbox", type=int, default=5000)
@@ -312,8 +372,17 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=["outbox", "sendgrid"], help="only the outbox or the SendGrid figures"
     )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="N",
+        help="only where a SendGrid send's CPU goes, N recipients",
+    )
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n")
+    if args.profile:
+        sendgrid_profile(args.profile)
+        return
     if args.only != "sendgrid":
         bench_outbox(args.outbox)
         bench_outbox_dkim(args.outbox)
