@@ -37,6 +37,7 @@ def create_app(
     from newsletter.build.templating import environment
     from newsletter.send.backends import sendgrid_webhook as webhook
     from newsletter.store import open_store, sqlite_file
+    from newsletter.store.groupcommit import GroupCommit
     from newsletter.web import guard, limits, webhooks
     from newsletter.web.routes import routes
     from newsletter.web.security import ClientLimiter, FormTokens, SecurityHeaders
@@ -92,6 +93,7 @@ def create_app(
     app.state.store = store or open_store(
         workspace.database_url, setting=workspace.database_setting, create=False
     )
+    app.state.commits = GroupCommit(app.state.store)  # one-click unsubscribes, together
     return app
 
 

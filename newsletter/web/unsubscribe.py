@@ -5,6 +5,8 @@ It answers 200, never a redirect, and is idempotent. A bad token changes nothing
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -68,12 +70,13 @@ async def one_click(request: Request) -> HTMLResponse:
     if found is None:
         return render(request, "error", 400, message="This unsubscribe link is not valid.")
     subscriber_id, newsletter = found
-    result = await run_in_threadpool(
-        unsubscribe_id,
-        request.app.state.store,
-        subscriber_id,
-        newsletter,
-        method=await _route(request),
+    method = await _route(request)
+    # answered once its transaction, shared with the unsubscribes that came at the same
+    # time, is committed (store/groupcommit.py)
+    result = await asyncio.wrap_future(
+        request.app.state.commits.submit(
+            lambda store: unsubscribe_id(store, subscriber_id, newsletter, method=method)
+        )
     )
     title = request.app.state.config.newsletters[newsletter].title
     return render(
