@@ -52,6 +52,14 @@ async def page(request: Request) -> HTMLResponse:
     )
 
 
+ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"  # RFC 8058, section 3.1
+
+
+def _urlencoded(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";", 1)[0]
+    return kind.strip().lower() == "application/x-www-form-urlencoded"
+
+
 async def _route(request: Request) -> str:
     """ "page" when the page's button sent it (its form says so), else "one-click": the mail
     app's RFC 8058 request. Reports count unsubscribes by route; an unreadable body is still
@@ -59,6 +67,9 @@ async def _route(request: Request) -> str:
     from starlette.formparsers import MultiPartException
 
     try:
+        body = await request.body()  # kept: the form below parses it from memory
+        if body == ONE_CLICK_BODY and _urlencoded(request):
+            return "one-click"  # what every mail app sends: no parser needed to read it
         form = await request.form()
     except (MultiPartException, ValueError):  # a body too large or too slow still raises
         return "one-click"
