@@ -100,6 +100,22 @@ def test_the_access_log_never_shows_a_token() -> None:
         assert token not in shown and "/[token]" in shown
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("127.0.0.1:5000", "127.0.0.1:5000"),  # nothing to redact: the text as it was
+        ("POST /data/abc.def HTTP/1.1", "POST /data/[token] HTTP/1.1"),
+        ("key nlk_abc_DEF-1 refused", "key nlk_[redacted] refused"),
+        ("AUTHORIZATION: Basic dXNlcjpwdw==", "AUTHORIZATION: Basic [redacted]"),
+        ("{'authorization': 'Bearer xyz'}", "{'authorization': 'Bearer [redacted]'}"),
+    ],
+)
+def test_redact_finds_each_kind_of_secret_whatever_its_case(text: str, shown: str) -> None:
+    from newsletter.web import redact
+
+    assert redact(text) == shown
+
+
 def test_the_page_links_to_preferences_and_nothing_redirects(service: TestClient) -> None:
     page = service.get(link())
     preferences = re.search(r'href="(/preferences/[^"]+)"', page.text)
