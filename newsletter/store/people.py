@@ -217,6 +217,31 @@ def by_id(conn: Connection, subscriber_id: int) -> SubscriberRow | None:
     return SubscriberRow(**row._mapping) if row else None
 
 
+_STATUS_OF = (
+    select(subscribers.c.email, subscribers.c.email_hash, subscriptions.c.status)
+    .select_from(
+        subscribers.outerjoin(
+            subscriptions,
+            and_(
+                subscriptions.c.subscriber_id == subscribers.c.id,
+                subscriptions.c.newsletter == bindparam("b_newsletter"),
+            ),
+        )
+    )
+    .where(subscribers.c.id == bindparam("b_id"))
+)
+
+
+def status_of(
+    conn: Connection, subscriber_id: int, newsletter: str
+) -> tuple[str, str, str | None] | None:
+    """(address, its hash, the status of that subscription or None), or None if there is no
+    such subscriber: what a one-click needs, in one statement and three columns (by_id and
+    subscriptions_of convert every column of two tables)."""
+    row = conn.execute(_STATUS_OF, {"b_id": subscriber_id, "b_newsletter": newsletter}).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
 def by_key(conn: Connection, key: str) -> SubscriberRow | None:
     return by_keys(conn, [key]).get(key)
 
