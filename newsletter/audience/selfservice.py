@@ -44,18 +44,16 @@ def unsubscribe_id(
     """Unsubscribe by the id a signed link carries; None if the subscriber no longer exists."""
     now = now or _now()
     with store.begin() as conn:
-        person = q.by_id(conn, subscriber_id)
-        if person is None:
+        found = q.status_of(conn, subscriber_id, newsletter)
+        if found is None:
             return None
-        was = q.subscriptions_of(conn, person.id).get(newsletter)
-        if was is None or was["status"] == "unsubscribed":
-            return Unsubscribed(person.email, newsletter, changed=False)
-        q.set_status(conn, person.id, newsletter, "unsubscribed", method, now, existed=True)
-        event = q.ConsentEvent(
-            person.email_hash, person.id, newsletter, "unsubscribed", method, now
-        )
+        email, email_hash, status = found
+        if status is None or status == "unsubscribed":
+            return Unsubscribed(email, newsletter, changed=False)
+        q.set_status(conn, subscriber_id, newsletter, "unsubscribed", method, now, existed=True)
+        event = q.ConsentEvent(email_hash, subscriber_id, newsletter, "unsubscribed", method, now)
         q.record(conn, [event])
-        return Unsubscribed(person.email, newsletter, changed=True)
+        return Unsubscribed(email, newsletter, changed=True)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ def create_app(
     from newsletter.build.templating import environment
     from newsletter.send.backends import sendgrid_webhook as webhook
     from newsletter.store import open_store, sqlite_file
+    from newsletter.store.groupcommit import GroupCommit
     from newsletter.web import guard, limits, webhooks
     from newsletter.web.routes import routes
     from newsletter.web.security import ClientLimiter, FormTokens, SecurityHeaders
@@ -92,6 +93,7 @@ def create_app(
     app.state.store = store or open_store(
         workspace.database_url, setting=workspace.database_setting, create=False
     )
+    app.state.commits = GroupCommit(app.state.store)  # one-click unsubscribes, together
     return app
 
 
@@ -148,9 +150,16 @@ _AUTHORIZATION = re.compile(
 )
 
 
+# what each of the three needs to match at all: one search clears the text of a log
+# argument that holds none (most of them: an address, a method, a status), three subs don't
+_SUSPECT = re.compile(r"/(?:unsubscribe|preferences|confirm|data)/|nlk_|(?i:authorization)")
+
+
 def redact(text: str) -> str:
     """A link's path with its token replaced by [token]; an API key, and the value of an
     Authorization header, by [redacted]."""
+    if _SUSPECT.search(text) is None:
+        return text
     text = _TOKEN_PATH.sub(r"/\1/[token]", text)
     text = _API_KEY.sub("nlk_[redacted]", text)
     return _AUTHORIZATION.sub(lambda m: f"{m.group(1)}{m.group(2) or ''} [redacted]", text)

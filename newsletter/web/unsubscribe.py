@@ -5,6 +5,8 @@ It answers 200, never a redirect, and is idempotent. A bad token changes nothing
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
@@ -50,6 +52,14 @@ async def page(request: Request) -> HTMLResponse:
     )
 
 
+ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"  # RFC 8058, section 3.1
+
+
+def _urlencoded(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";", 1)[0]
+    return kind.strip().lower() == "application/x-www-form-urlencoded"
+
+
 async def _route(request: Request) -> str:
     """ "page" when the page's button sent it (its form says so), else "one-click": the mail
     app's RFC 8058 request. Reports count unsubscribes by route; an unreadable body is still
@@ -57,6 +67,9 @@ async def _route(request: Request) -> str:
     from starlette.formparsers import MultiPartException
 
     try:
+        body = await request.body()  # kept: the form below parses it from memory
+        if body == ONE_CLICK_BODY and _urlencoded(request):
+            return "one-click"  # what every mail app sends: no parser needed to read it
         form = await request.form()
     except (MultiPartException, ValueError):  # a body too large or too slow still raises
         return "one-click"
@@ -68,12 +81,13 @@ async def one_click(request: Request) -> HTMLResponse:
     if found is None:
         return render(request, "error", 400, message="This unsubscribe link is not valid.")
     subscriber_id, newsletter = found
-    result = await run_in_threadpool(
-        unsubscribe_id,
-        request.app.state.store,
-        subscriber_id,
-        newsletter,
-        method=await _route(request),
+    method = await _route(request)
+    # answered once its transaction, shared with the unsubscribes that came at the same
+    # time, is committed (store/groupcommit.py)
+    result = await asyncio.wrap_future(
+        request.app.state.commits.submit(
+            lambda store: unsubscribe_id(store, subscriber_id, newsletter, method=method)
+        )
     )
     title = request.app.state.config.newsletters[newsletter].title
     return render(

@@ -100,6 +100,22 @@ def test_the_access_log_never_shows_a_token() -> None:
         assert token not in shown and "/[token]" in shown
 
 
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("127.0.0.1:5000", "127.0.0.1:5000"),  # nothing to redact: the text as it was
+        ("POST /data/abc.def HTTP/1.1", "POST /data/[token] HTTP/1.1"),
+        ("key nlk_abc_DEF-1 refused", "key nlk_[redacted] refused"),
+        ("AUTHORIZATION: Basic dXNlcjpwdw==", "AUTHORIZATION: Basic [redacted]"),
+        ("{'authorization': 'Bearer xyz'}", "{'authorization': 'Bearer [redacted]'}"),
+    ],
+)
+def test_redact_finds_each_kind_of_secret_whatever_its_case(text: str, shown: str) -> None:
+    from newsletter.web import redact
+
+    assert redact(text) == shown
+
+
 def test_the_page_links_to_preferences_and_nothing_redirects(service: TestClient) -> None:
     page = service.get(link())
     preferences = re.search(r'href="(/preferences/[^"]+)"', page.text)
@@ -130,3 +146,67 @@ def test_the_history_tells_the_pages_button_from_the_mail_apps_one_click(
         history = q.history(conn, person.email_hash)
     left = {h["newsletter"]: h["method"] for h in history if h["action"] == "unsubscribed"}
     assert left == {"daily": "page", "weekly": "one-click"}
+
+
+def test_readers_one_clicking_at_once_are_each_answered_and_none_is_lost(
+    workspace, db_url: str, monkeypatch: pytest.MonkeyPatch, live_server
+) -> None:  # type: ignore[no-untyped-def]
+    """A real uvicorn, 12 keep-alive clients at once, a tenth of the links posted twice:
+    every answer a 200, every reader unsubscribed once with one line of history, through
+    the group commit (store/groupcommit.py)."""
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+
+    from newsletter.audience.addresses import parse
+    from newsletter.audience.importer import Importer
+    from newsletter.store import open_store
+    from newsletter.store import people as q
+    from newsletter.web import create_app
+    from newsletter.workspace import Workspace
+
+    monkeypatch.setenv("NEWSLETTER_SECRET", SECRET)
+    store = open_store(db_url)
+    readers = [f"reader{i:03d}@example.com" for i in range(60)]
+    (workspace / "readers.csv").write_text("email\n" + "\n".join(readers) + "\n")
+    Importer(store, {"daily", "weekly"}, newsletter="daily").run(workspace / "readers.csv")
+    with store.begin() as conn:
+        ids = [q.by_key(conn, parse(r).key).id for r in readers]  # type: ignore[union-attr]
+    app = create_app(Workspace(workspace), store)
+    server = live_server(app)
+    links = [link("daily", i) for i in ids + ids[::10]]
+
+    def post(chunk: list[str]) -> list[tuple[int, str]]:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        answers = []
+        for path in chunk:
+            conn.request(
+                "POST",
+                path,
+                body=b"List-Unsubscribe=One-Click",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            response = conn.getresponse()
+            answers.append((response.status, response.read().decode()))
+        conn.close()
+        return answers
+
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            answers = [
+                a for part in pool.map(post, [links[i::12] for i in range(12)]) for a in part
+            ]
+        assert [status for status, _ in answers] == [200] * len(links)
+        assert all("You are unsubscribed" in text for _, text in answers)
+        with store.begin() as conn:
+            left = [q.subscriptions_of(conn, i)["daily"]["status"] for i in ids]
+            lines = [
+                event
+                for r in readers
+                for event in q.history(conn, parse(r).hash)
+                if event["action"] == "unsubscribed"
+            ]
+        assert left == ["unsubscribed"] * len(ids)
+        assert len(lines) == len(ids)
+        assert app.state.commits.transactions >= 1
+    finally:
+        store.close()
