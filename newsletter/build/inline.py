@@ -141,7 +141,7 @@ class _Derived:
                 "rules": {key: self.rules[key] for key in self.kept},
                 "pairs": dict(self.pairs),
             }
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
             os.replace(tmp, self.path)
