@@ -101,7 +101,10 @@ class _Derived:
             data = json.loads(path.read_bytes())
             rules = {
                 key: (
-                    [(tuple(spec), str(sel), str(bulk)) for spec, sel, bulk in rules],
+                    [
+                        (tuple(int(n) for n in spec), str(sel), str(bulk))
+                        for spec, sel, bulk in rules
+                    ],
                     [(str(sel), str(bulk)) for sel, bulk in leftover],
                 )
                 for key, (rules, leftover) in data["rules"].items()
@@ -142,9 +145,14 @@ class _Derived:
                 "pairs": dict(self.pairs),
             }
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        first = not self.path.exists()
         try:
             tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
             os.replace(tmp, self.path)
+            if first:  # the files of earlier versions of premailer, cssutils or this module
+                for old in self.path.parent.glob("premailer-*.json"):
+                    if old != self.path:
+                        old.unlink(missing_ok=True)
         except OSError:
             tmp.unlink(missing_ok=True)
 
@@ -188,7 +196,7 @@ _real_ready = False
 
 
 def _cssutils() -> Any:
-    """cssutils, executed now if it was loaded lazily, with its logging silenced."""
+    """cssutils (imported now if it was not yet), with its logging silenced."""
     global _real_ready
     import cssutils
 

@@ -108,7 +108,14 @@ def test_a_second_process_inlines_the_same_without_running_cssutils(tmp_path: Pa
 def test_a_damaged_cache_file_is_not_used_and_is_written_again(tmp_path: Path) -> None:
     first, _ = inline_in_fresh_process(tmp_path)
     (kept,) = cache_files(tmp_path)
-    for damage in ('{"rules": {"x": 1}, "pairs": {}}', "{not json", ""):
+    damaged = (
+        '{"rules": {"x": 1}, "pairs": {}}',
+        '{"rules": {"k:0": [[["ab", "p", "color:red"]], []]}, "pairs": {}}',
+        '{"rules": {}, "pairs": {"color: red": [["color"]]}}',
+        "{not json",
+        "",
+    )
+    for damage in damaged:
         kept.write_text(damage)
         html, ran = inline_in_fresh_process(tmp_path)
         assert (html, ran) == (first, True)
@@ -123,3 +130,13 @@ def test_a_cache_folder_others_can_write_to_is_not_used(tmp_path: Path) -> None:
     again, ran = inline_in_fresh_process(tmp_path)
     assert (again, ran) == (first, True)
     assert cache_files(tmp_path) == []
+
+
+def test_the_file_of_an_earlier_version_is_removed(tmp_path: Path) -> None:
+    folder = tmp_path / f"newsletter-cache-{os.getuid()}"
+    folder.mkdir(mode=0o700)
+    stale = folder / "premailer-0123456789abcdef0123456789abcdef.json"
+    stale.write_text('{"rules": {}, "pairs": {}}')
+    inline_in_fresh_process(tmp_path)
+    (kept,) = cache_files(tmp_path)
+    assert kept != stale and not stale.exists()
