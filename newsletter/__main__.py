@@ -1,3 +1,3 @@
-from newsletter.cli import cli
+from newsletter.cli import main
 
-cli()
+main()

@@ -92,6 +92,22 @@ def cli(ctx: click.Context, root: Path | None) -> None:
     ctx.obj["root"] = root
 
 
+def main() -> None:
+    """The `newsletter` command as a process of its own (the console script, `python -m`).
+
+    What a command's imports and work leave (modules, classes, compiled templates, the
+    config) lives until the process ends, and the interpreter's last act is a full pass of
+    the cyclic garbage collector over all of it, which finds nothing worth the time: the
+    memory goes back to the system with the process. So the objects are taken out of the
+    collector's view first (`gc.freeze`): 4 % of the instructions of a fresh `build` (#16).
+    Objects are still freed as their last reference goes, as always; in-process callers
+    (tests, `CliRunner`) call `cli` and keep the collector as it is."""
+    try:
+        cli()
+    finally:
+        gc.freeze()
+
+
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def init(directory: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -240,4 +242,30 @@ def test_special_files_in_issues_are_each_refused_with_one_line(
     assert (result.exit_code, result.stderr) == (
         1,
         "issues/daily/2025-06-01.md: error: not a regular file\n1 error, 0 warnings\n",
+    )
+
+
+def test_the_command_leaves_its_objects_out_of_the_last_collection(workspace: Path) -> None:
+    """A process of its own (`python -m newsletter`) ends with the collector's view emptied
+    (#16): what a build made is not walked once more at exit. Its output and status are
+    those of the command."""
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+        "from newsletter.cli import main\n"
+        f"sys.argv = ['newsletter', '-w', {str(workspace)!r}, 'build']\n"
+        "main()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("Built 7 issue(s), 0 unchanged,")
+    assert out.stdout.endswith("frozen True\n")
+    module = subprocess.run(
+        [sys.executable, "-m", "newsletter", "-w", str(workspace), "build"],
+        capture_output=True,
+        text=True,
+    )
+    assert (module.returncode, module.stdout.splitlines()[0]) == (
+        0,
+        "Built 0 issue(s), 7 unchanged, 0 file(s) written, 0 errors, 0 warnings.",
     )

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from newsletter.audience.tokens import load_secret
-from newsletter.config import Environment, SendGridSettings, SmtpSettings
+from newsletter.config import (
+    Config,
+    Environment,
+    NewsletterConfig,
+    Publication,
+    SendGridSettings,
+    SmtpSettings,
+)
 from newsletter.errors import ConfigError
 from newsletter.send.backends.sendgrid import SendGridBackend
 from newsletter.send.backends.smtp import SmtpBackend
@@ -97,3 +108,53 @@ def test_unset_variables_are_none_and_plain_values_are_stripped() -> None:
     assert env.secret() is None and env.sendgrid_webhook_verification_key() is None
     key = Environment({"SENDGRID_API_KEY": "SG.abc"}).sendgrid_api_key()
     assert key is not None and key.get_secret_value() == "SG.abc" and "SG.abc" not in repr(key)
+
+
+# a section left out of newsletter.toml (#16)
+
+
+def section_defaults() -> list[tuple[str, type[BaseModel], Any]]:
+    """Every section default made by `model_construct`: (field, section, the factory)."""
+    found = []
+    for model in (Config, Publication, NewsletterConfig):
+        for name, info in model.model_fields.items():
+            factory = info.default_factory
+            section = getattr(factory, "__self__", None)
+            if isinstance(section, type) and issubclass(section, BaseModel):
+                found.append((f"{model.__name__}.{name}", section, factory))
+    return found
+
+
+def test_a_section_left_out_is_exactly_its_defaults() -> None:
+    """The default is what `Section()` would give: same values, nothing marked as set, and no
+    model validator skipped (model_construct runs none)."""
+    found = section_defaults()
+    assert {name for name, _, _ in found} >= {
+        "Config.smtp",
+        "Config.sendgrid",
+        "Config.serve",
+        "Config.bounces",
+        "Publication.colors",
+        "NewsletterConfig.utm",
+    }
+    for name, section, factory in found:
+        made, validated = factory(), section()
+        assert made == validated, name
+        assert made.model_dump() == validated.model_dump(), name
+        assert made.model_fields_set == validated.model_fields_set == set(), name
+        assert not section.__pydantic_decorators__.model_validators, name
+
+
+def test_importing_the_config_builds_no_validator() -> None:
+    """Sections are built when a config is first validated, once, inside the Config: a
+    default made at import time built six validators and looked up pydantic's plugins."""
+    code = (
+        "import sys\n"
+        "from newsletter import config\n"
+        "sections = [config.Colors, config.Utm, config.SmtpSettings, config.SendGridSettings,\n"
+        "            config.ServeSettings, config.BouncesSettings, config.Config]\n"
+        "print([s.__name__ for s in sections if s.__pydantic_complete__])\n"
+        "print('importlib.metadata' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["[]", "False"]
