@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -40,6 +41,41 @@ def timed(fn: Callable[[], object], n: int) -> Runs:
     return Runs(seconds)
 
 
+# Run by a fresh interpreter between the benchmark and the command measured. A child's peak
+# RSS (ru_maxrss) counts the memory of the process it was forked from, kept across exec: a
+# benchmark that has just imported a million rows would pass its own size to every command it
+# runs. Forked from this small process instead, the command's peak is its own.
+_MEASURER = """
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as out:
+    json.dump([os.waitstatus_to_exitcode(status), usage.ru_maxrss, usage.ru_utime + usage.ru_stime], out)
+"""
+
+
+@dataclass
+class Measured:
+    returncode: int
+    seconds: float
+    cpu_seconds: float  # user + sys
+    peak_rss_mb: float
+
+
+def measured(argv: list[str], **popen: Any) -> Measured:
+    """Run a command to its end: wall time, and its own CPU time and peak RSS (see above)."""
+    import json
+    import sys
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("r", suffix=".json") as report:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", _MEASURER, report.name, *argv], **popen)
+        seconds = time.perf_counter() - start
+        code, maxrss_kb, cpu = json.load(report)
+    return Measured(code, seconds, cpu, maxrss_kb / 1024)
+
+
 def fresh_process(argv: list[str], n: int, cwd: str | None = None, warm_up: bool = True) -> Runs:
     """Run a command n times as a new process (after one warm-up run); wall time and the
     largest peak RSS. Bytecode caching is allowed, as on an installed system, even where
@@ -47,21 +83,15 @@ def fresh_process(argv: list[str], n: int, cwd: str | None = None, warm_up: bool
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     if warm_up:
         subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    seconds, cpu, peak = [], [], 0
+    seconds, cpu, peak = [], [], 0.0
     for _ in range(n):
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds.append(time.perf_counter() - start)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(
-                f"{' '.join(argv)} failed: {proc.stderr.read().decode() if proc.stderr else ''}"
-            )
-        peak = max(peak, usage.ru_maxrss)
-        cpu.append(usage.ru_utime + usage.ru_stime)
-    return Runs(seconds, peak_rss_mb=peak / 1024, cpu_seconds=cpu)
+        run = measured(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if run.returncode != 0:
+            raise SystemExit(f"{' '.join(argv)} failed (exit {run.returncode})")
+        seconds.append(run.seconds)
+        peak = max(peak, run.peak_rss_mb)
+        cpu.append(run.cpu_seconds)
+    return Runs(seconds, peak_rss_mb=peak, cpu_seconds=cpu)
 
 
 def free_port() -> int:

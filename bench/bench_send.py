@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from _util import measured  # noqa: E402
 from bench_subscribers import make_csv  # noqa: E402
 
 from newsletter.audience.importer import Importer  # noqa: E402
@@ -189,7 +190,6 @@ class _Counting(list):  # type: ignore[type-arg]
 def bench_sendgrid(rows: int, batch_size: int = 1000, parallel: int = 4) -> float:
     """`newsletter send --backend sendgrid` as a fresh process: its time and its peak RSS."""
     import json
-    import subprocess
 
     key = "SG.bench-" + "k" * 40
     urls: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
@@ -214,19 +214,15 @@ def bench_sendgrid(rows: int, batch_size: int = 1000, parallel: int = 4) -> floa
     ]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
-        # this child's own resource use (RUSAGE_CHILDREN would also count the fake server)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        # its own CPU and peak RSS (`_util.measured`: neither the fake server's nor this
+        # process's, which has just imported the list)
+        run = measured(argv, env=env, stdout=out, stderr=err)
         out.seek(0)
         err.seek(0)
-        if proc.returncode != 0:
+        if run.returncode != 0:
             raise SystemExit(err.read().decode())
         report = json.loads(out.read())
-    peak = usage.ru_maxrss / 1024
-    cpu = usage.ru_utime + usage.ru_stime
+    seconds, cpu, peak = run.seconds, run.cpu_seconds, run.peak_rss_mb
     print(
         f"sendgrid, {batch_size} per request: {report['sent']:,} recipients, `newsletter send` took {seconds:.1f} s "
         f"(sending {report['seconds']:.1f} s = {report['rate']:,.0f}/s); CPU {cpu:.1f} s "
