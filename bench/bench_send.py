@@ -189,16 +189,23 @@ class _Counting(list):  # type: ignore[type-arg]
         super().append(len(body.get("personalizations", [])))
 
 
-def bench_sendgrid(rows: int, batch_size: int = 1000, parallel: int = 4) -> float:
-    """`newsletter send --backend sendgrid` as a fresh process: its time and its peak RSS."""
-    import json
-
+def _start_fake_sendgrid() -> multiprocessing.Process:
+    """The tests' SendGrid-compatible server in its own process, with SENDGRID_API_KEY and
+    SENDGRID_API_HOST set for the sends this process runs."""
     key = "SG.bench-" + "k" * 40
     urls: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
     server = multiprocessing.Process(target=_fake_sendgrid, args=(key, urls), daemon=True)
     server.start()
     os.environ["SENDGRID_API_KEY"] = key
     os.environ["SENDGRID_API_HOST"] = urls.get(timeout=10)
+    return server
+
+
+def bench_sendgrid(rows: int, batch_size: int = 1000, parallel: int = 4) -> float:
+    """`newsletter send --backend sendgrid` as a fresh process: its time and its peak RSS."""
+    import json
+
+    server = _start_fake_sendgrid()
     ws, store = workspace(rows, f"\n[sendgrid]\nbatch_size = {batch_size}\nparallel = {parallel}\n")
     store.close()  # type: ignore[attr-defined]
     newsletter = str(Path(sys.executable).with_name("newsletter"))
@@ -323,12 +330,7 @@ def sendgrid_profile(rows: int) -> None:
 
         setattr(owner, name, wrapper)
 
-    key = "SG.bench-" + "k" * 40
-    urls: multiprocessing.Queue = multiprocessing.Queue()  # type: ignore[type-arg]
-    server = multiprocessing.Process(target=_fake_sendgrid, args=(key, urls), daemon=True)
-    server.start()
-    os.environ["SENDGRID_API_KEY"] = key
-    os.environ["SENDGRID_API_HOST"] = urls.get(timeout=10)
+    server = _start_fake_sendgrid()
     ws, store = workspace(rows, "\n[sendgrid]\nbatch_size = 1000\nparallel = 1\n")
     stages = [
         (journal, "claim", "claim: the rows and their subscribers (SQL, rows to objects)"),

@@ -64,16 +64,21 @@ def note(subject: str, n: int, **headers: str) -> bytes:
 @pytest.fixture
 def sent(sending: Path, smtp_server: SmtpRecorder) -> dict[str, str]:
     """The sample issue sent to r0…r5 through a real SMTP server: recipient → VERP sender."""
-    runner = CliRunner()
     use_smtp(sending, smtp_server.port, bounce_address=BOUNCES)
-    readers = sending / "r.csv"
-    readers.write_text("email\n" + "".join(f"r{i}@example.com\n" for i in range(6)))
-    runner.invoke(
-        cli, ["-w", str(sending), "subscribers", "import", str(readers), "--newsletter", "daily"]
-    )
-    args = ["-w", str(sending), "send", ISSUE, "--late", "--backend", "smtp", "--yes"]
-    assert runner.invoke(cli, args).exit_code == 0
+    send_to_readers(sending, 6)
     return {tos[0]: mail_from for mail_from, tos, _ in smtp_server.messages}
+
+
+def send_to_readers(ws: Path, count: int) -> None:
+    """Import r0…r(count-1) and send them the sample issue through the configured SMTP."""
+    runner = CliRunner()
+    readers = ws / "r.csv"
+    readers.write_text("email\n" + "".join(f"r{i}@example.com\n" for i in range(count)))
+    runner.invoke(
+        cli, ["-w", str(ws), "subscribers", "import", str(readers), "--newsletter", "daily"]
+    )
+    args = ["-w", str(ws), "send", ISSUE, "--late", "--backend", "smtp", "--yes"]
+    assert runner.invoke(cli, args).exit_code == 0
 
 
 def process(ws: Path, source: Path | str, *extra: str) -> dict[str, object]:
@@ -258,15 +263,8 @@ def test_a_redacted_complaint_without_verp_is_matched_by_our_signed_message_id(
 ) -> None:
     """No bounce address (so no VERP), and a feedback loop that hides who complained: the
     signed Message-ID of our message still names the subscriber; a forged one names nobody."""
-    runner = CliRunner()
     use_smtp(sending, smtp_server.port)
-    readers = sending / "r.csv"
-    readers.write_text("email\n" + "".join(f"r{i}@example.com\n" for i in range(3)))
-    runner.invoke(
-        cli, ["-w", str(sending), "subscribers", "import", str(readers), "--newsletter", "daily"]
-    )
-    args = ["-w", str(sending), "send", ISSUE, "--late", "--backend", "smtp", "--yes"]
-    assert runner.invoke(cli, args).exit_code == 0
+    send_to_readers(sending, 3)
     data = {tos[0]: raw for _, tos, raw in smtp_server.messages}
     complaint = feedback_report(data["r1@example.com"], 1)
     # r2's Message-ID with r0's subscriber number in it: the signature no longer matches
