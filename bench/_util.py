@@ -3,10 +3,12 @@ the request figures of the service benchmarks (bench_web, bench_api)."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,3 +115,52 @@ def report(label: str, seconds: float, latencies: list[float], statuses: dict[in
         f"latency p50 {percentile_ms(latencies, 50):.1f} ms, "
         f"p99 {percentile_ms(latencies, 99):.1f} ms; statuses {statuses}"
     )
+
+
+# method, path, body, headers, and what a 200 answer must hold (None: anything goes)
+Job = tuple[str, str, bytes | None, dict[str, str], bytes | None]
+
+
+def run_clients(
+    port: int, jobs: list[Job], clients: int
+) -> tuple[float, list[float], dict[int, int], list[str]]:
+    """Send every job from `clients` keep-alive connections on loopback: (seconds, each
+    request's latency, the count of each status, the answers that were not as expected)."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    wrong: list[str] = []
+    lock = threading.Lock()
+    queue = list(reversed(jobs))
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine: list[float] = []
+        seen: dict[int, int] = {}
+        bad: list[str] = []
+        while True:
+            with lock:
+                if not queue:
+                    break
+                method, path, body, headers, expect = queue.pop()
+            start = time.perf_counter()
+            conn.request(method, path, body=body, headers=headers)
+            response = conn.getresponse()
+            answer = response.read()
+            mine.append(time.perf_counter() - start)
+            seen[response.status] = seen.get(response.status, 0) + 1
+            if expect is not None and (response.status != 200 or expect not in answer):
+                bad.append(f"{method} {path}: {response.status} {answer[:200]!r}")
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            wrong.extend(bad)
+            for k, v in seen.items():
+                statuses[k] = statuses.get(k, 0) + v
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return time.perf_counter() - start, latencies, statuses, wrong

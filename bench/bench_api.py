@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
-import http.client
 import json
 import os
 import random
@@ -28,7 +27,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -37,7 +35,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _util import free_port, report  # noqa: E402
+from _util import Job, free_port, report, run_clients  # noqa: E402
 from bench_subscribers import make_csv  # noqa: E402
 
 from newsletter.audience import apikeys  # noqa: E402
@@ -46,52 +44,6 @@ from newsletter.store import open_store  # noqa: E402
 from newsletter.workspace import Workspace  # noqa: E402
 
 SECRET = "bench-secret-" + "a" * 40
-
-
-Job = tuple[str, str, bytes | None, str]  # method, path, body, what the answer must hold
-
-
-def run_clients(port: int, jobs: list[Job], clients: int, key: str):
-    """Send every job; (seconds, latencies, statuses, wrong answers)."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    wrong: list[str] = []
-    lock = threading.Lock()
-    queue = list(reversed(jobs))
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        mine: list[float] = []
-        seen: dict[int, int] = {}
-        bad: list[str] = []
-        while True:
-            with lock:
-                if not queue:
-                    break
-                method, path, body, expect = queue.pop()
-            start = time.perf_counter()
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            answer = response.read()
-            mine.append(time.perf_counter() - start)
-            seen[response.status] = seen.get(response.status, 0) + 1
-            if response.status != 200 or expect.encode() not in answer:
-                bad.append(f"{method} {path}: {response.status} {answer[:200]!r}")
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-            wrong.extend(bad)
-            for k, v in seen.items():
-                statuses[k] = statuses.get(k, 0) + v
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - start, latencies, statuses, wrong
 
 
 def empty_postgres(url: str) -> None:
@@ -160,14 +112,16 @@ def main() -> None:
                 time.sleep(0.1)
         rng = random.Random(7)
 
-        warm = [("GET", "/api/v1/subscribers/1", None, '"id": 1')] * 200
-        run_clients(port, warm, args.clients, key)
+        headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        warm: list[Job] = [("GET", "/api/v1/subscribers/1", None, headers, b'"id": 1')] * 200
+        run_clients(port, warm, args.clients)
 
         gets: list[Job] = []
         for _ in range(args.gets):
             address = rng.choice(emails)
-            gets.append(("GET", f"/api/v1/subscribers?email={quote(address)}", None, address))
-        seconds, latencies, statuses, bad = run_clients(port, gets, args.clients, key)
+            path = f"/api/v1/subscribers?email={quote(address)}"
+            gets.append(("GET", path, None, headers, address.encode()))
+        seconds, latencies, statuses, bad = run_clients(port, gets, args.clients)
         report("GET ?email=", seconds, latencies, statuses)
         wrong += bad
 
@@ -176,10 +130,9 @@ def main() -> None:
             subscriber = rng.randrange(1, args.subscribers + 1)
             tier = "premium" if n % 2 == 0 else "free"
             body = json.dumps({"tier": tier}).encode()
-            patches.append(
-                ("PATCH", f"/api/v1/subscribers/{subscriber}", body, f'"tier": "{tier}"')
-            )
-        seconds, latencies, statuses, bad = run_clients(port, patches, args.clients, key)
+            expect = f'"tier": "{tier}"'.encode()
+            patches.append(("PATCH", f"/api/v1/subscribers/{subscriber}", body, headers, expect))
+        seconds, latencies, statuses, bad = run_clients(port, patches, args.clients)
         report("PATCH tier", seconds, latencies, statuses)
         wrong += bad
     finally:

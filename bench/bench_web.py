@@ -15,14 +15,12 @@ Usage: .venv/bin/python bench/bench_web.py [--subscribers 10000] [--events 10000
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -30,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from _util import free_port, report  # noqa: E402
+from _util import free_port, report, run_clients  # noqa: E402
 from bench_subscribers import make_csv  # noqa: E402
 
 from newsletter.audience.importer import Importer  # noqa: E402
@@ -40,43 +38,6 @@ from newsletter.workspace import Workspace  # noqa: E402
 from tests.webhook_signing import WebhookSigner, body_of  # noqa: E402
 
 SECRET = "bench-secret-" + "w" * 40
-
-
-def run_clients(port: int, jobs: list[tuple[str, bytes, dict[str, str]]], clients: int):
-    """POST every job; (seconds, latencies, statuses)."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
-    queue = list(reversed(jobs))
-
-    def worker() -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        mine: list[float] = []
-        seen: dict[int, int] = {}
-        while True:
-            with lock:
-                if not queue:
-                    break
-                path, body, headers = queue.pop()
-            start = time.perf_counter()
-            conn.request("POST", path, body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            mine.append(time.perf_counter() - start)
-            seen[response.status] = seen.get(response.status, 0) + 1
-        conn.close()
-        with lock:
-            latencies.extend(mine)
-            for k, v in seen.items():
-                statuses[k] = statuses.get(k, 0) + v
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.perf_counter() - start, latencies, statuses
 
 
 def server_cpu(pid: int) -> float:
@@ -142,14 +103,16 @@ def main() -> None:
         ids = list(range(1, args.subscribers + 1))
         jobs = [
             (
+                "POST",
                 f"/unsubscribe/{tokens.make('unsubscribe', i, 'daily')}",
                 b"List-Unsubscribe=One-Click",
                 form,
+                None,
             )
             for i in ids + ids[::10]
         ]
         cpu = server_cpu(server.pid)
-        seconds, latencies, statuses = run_clients(port, jobs, args.clients)
+        seconds, latencies, statuses, _ = run_clients(port, jobs, args.clients)
         report("one-click unsubscribe", seconds, latencies, statuses)
         cpu = server_cpu(server.pid) - cpu
         print(f"  server CPU {cpu * 1000 / len(jobs):.2f} ms per request")
@@ -173,10 +136,11 @@ def main() -> None:
                 for n in range(start, min(start + args.batch, args.events))
             ]
             body = body_of(events)
-            batches.append(("/webhooks/sendgrid", body, signer.headers(body, int(time.time()))))
+            headers = signer.headers(body, int(time.time()))
+            batches.append(("POST", "/webhooks/sendgrid", body, headers, None))
         retried = batches + batches[::10]
         cpu = server_cpu(server.pid)
-        seconds, latencies, statuses = run_clients(port, retried, min(args.clients, 8))
+        seconds, latencies, statuses, _ = run_clients(port, retried, min(args.clients, 8))
         report(f"webhook, batches of {args.batch:,}", seconds, latencies, statuses)
         cpu = server_cpu(server.pid) - cpu
         received = args.events * len(retried) / len(batches)

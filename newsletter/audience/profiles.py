@@ -266,30 +266,6 @@ def subscribe_in(
     return Subscribed(found, created, signup)
 
 
-def patch(
-    store: Store,
-    subscriber_id: int,
-    *,
-    method: str,
-    now: dt.datetime,
-    tier: str | None = None,
-    name: str | None = None,
-    newsletters: Mapping[str, str] | None = None,
-) -> Profile | None:
-    """None if there is no such subscriber. `newsletters`: key → subscribed | unsubscribed
-    (subscribed means the caller vouches for the consent)."""
-    with store.begin() as conn:
-        return patch_in(
-            conn,
-            subscriber_id,
-            method=method,
-            now=now,
-            tier=tier,
-            name=name,
-            newsletters=newsletters,
-        )
-
-
 def patch_in(
     conn: Connection,
     subscriber_id: int,
@@ -300,7 +276,10 @@ def patch_in(
     name: str | None = None,
     newsletters: Mapping[str, str] | None = None,
 ) -> Profile | None:
-    """`patch`, in the caller's transaction: one read, then only the writes it needs."""
+    """Change a subscriber in the caller's transaction (the API's idempotency key is written
+    in the same one): one read, then only the writes it needs. None if there is no such
+    subscriber. `newsletters`: key → subscribed | unsubscribed (subscribed means the caller
+    vouches for the consent)."""
     found = q.profile_row(conn, subscriber_id=subscriber_id)
     if found is None:
         return None

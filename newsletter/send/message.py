@@ -226,7 +226,6 @@ class MessageFactory:
         pub = config.publication
         self.content = content
         self.signer = signer
-        self.secret = secret.encode()
         self._message_ids = MessageIds(secret)
         self.base = pub.root_url
         sender_name, sender = parseaddr(nl.sender)
