@@ -152,21 +152,14 @@ def confirm(
         subs = q.subscriptions_of(conn, person.id)
         named = set(newsletters)
         pending = sorted(k for k, s in subs.items() if s["status"] == "pending" and k in named)
-        for key in pending:
-            q.set_status(conn, person.id, key, "subscribed", "double-opt-in", now, existed=True)
-        q.record(
+        q.change_status(
             conn,
-            [
-                q.ConsentEvent(
-                    person.email_hash,
-                    person.id,
-                    key,
-                    "subscribed",
-                    "double-opt-in",
-                    now,
-                    "confirmed from the emailed link",
-                )
-                for key in pending
-            ],
+            person.id,
+            person.email_hash,
+            pending,
+            "subscribed",
+            "double-opt-in",
+            now,
+            "confirmed from the emailed link",
         )
         return Confirmed(person.email, pending, suppressed=False)

@@ -223,15 +223,9 @@ def subscribe_in(
             tier = wanted.tier or "free"
             person = create(conn, address, wanted.name or "", tier, wanted.source or method, now)
         adding = [k for k in named if subs.get(k, {}).get("status") != "subscribed"]
-        for key in adding:
-            q.set_status(conn, person.id, key, "subscribed", method, now, existed=key in subs)
         why = "confirmed by the caller" + (f"; {detail}" if detail else "")
-        q.record(
-            conn,
-            [
-                q.ConsentEvent(address.hash, person.id, k, "subscribed", method, now, why)
-                for k in adding
-            ],
+        q.change_status(
+            conn, person.id, address.hash, adding, "subscribed", method, now, why, existing=subs
         )
         person_id = person.id
     else:
@@ -295,16 +289,16 @@ def patch_in(
         for k, v in sorted(changes.items())
         if v == "subscribed" and statuses.get(k) != "subscribed"
     ]
-    for key in adding:
-        q.set_status(conn, person.id, key, "subscribed", method, now, existed=key in statuses)
-    q.record(
+    q.change_status(
         conn,
-        [
-            q.ConsentEvent(
-                person.email_hash, person.id, k, "subscribed", method, now, "set by the caller"
-            )
-            for k in adding
-        ],
+        person.id,
+        person.email_hash,
+        adding,
+        "subscribed",
+        method,
+        now,
+        "set by the caller",
+        existing=statuses,
     )
     leaving = [
         k

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -316,6 +316,32 @@ def update_subscribers(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(statement, group)
 
 
+def change_status(
+    conn: Connection,
+    subscriber_id: int,
+    email_hash: str,
+    newsletters: Sequence[str],
+    status: str,
+    method: str,
+    now: dt.datetime,
+    detail: str = "",
+    existing: Container[str] | None = None,
+) -> None:
+    """Give each of `newsletters` this status, each with its line of consent history: the one
+    way a subscription changes. `existing`: the newsletters that already have a subscription
+    row (None: all of them)."""
+    for key in newsletters:
+        existed = existing is None or key in existing
+        set_status(conn, subscriber_id, key, status, method, now, existed=existed)
+    record(
+        conn,
+        [
+            ConsentEvent(email_hash, subscriber_id, key, status, method, now, detail)
+            for key in newsletters
+        ],
+    )
+
+
 def unsubscribe(
     conn: Connection,
     subscriber_id: int,
@@ -325,17 +351,9 @@ def unsubscribe(
     now: dt.datetime,
     detail: str = "",
 ) -> None:
-    """Unsubscribe from existing subscriptions, each with its line of consent history: the
-    one way the editor's commands, a subscriber's links and provider events take one away."""
-    for key in newsletters:
-        set_status(conn, subscriber_id, key, "unsubscribed", method, now, existed=True)
-    record(
-        conn,
-        [
-            ConsentEvent(email_hash, subscriber_id, key, "unsubscribed", method, now, detail)
-            for key in newsletters
-        ],
-    )
+    """Unsubscribe from existing subscriptions: the one way the editor's commands, a
+    subscriber's links and provider events take one away."""
+    change_status(conn, subscriber_id, email_hash, newsletters, "unsubscribed", method, now, detail)
 
 
 def set_status(
