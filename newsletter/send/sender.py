@@ -281,13 +281,11 @@ class _ListSend:
             if self.on_progress:
                 self.on_progress(self.done, self.total)
 
-    def claim(
-        self, want: int, previous: Handed | None, mark_claimed: bool = True
-    ) -> list[journal.Claimed]:
+    def claim(self, want: int, previous: Handed | None) -> list[journal.Claimed]:
         """Record the previous batch's outcomes and claim rows, in one transaction; those
         unsubscribed or suppressed since the send began are skipped."""
         with self.store.begin() as conn:
-            return self._claim(conn, want, previous, mark_claimed)
+            return self._claim(conn, want, previous, mark_claimed=True)
 
     def _claim(
         self, conn: Connection, want: int, previous: Handed | None, mark_claimed: bool
